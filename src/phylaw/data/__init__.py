@@ -1,0 +1,1 @@
+"""Parameter spaces, named splits, sharded state storage, render-on-the-fly datasets, import/export."""

@@ -1,0 +1,1 @@
+"""Exact trajectories from initial conditions. numpy only: no pixels, no torch."""

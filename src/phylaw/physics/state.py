@@ -1,0 +1,106 @@
+"""The shared state model: bodies, frame timing and trajectories, batch-first numpy arrays.
+
+World: a square of ``WORLD_SIZE`` x ``WORLD_SIZE`` units, x to the right, y up, no walls.
+Frame timing follows the authors' Box2D loop (reference section 1.1): the engine steps at
+0.01 s and records a frame *after* every 10th step starting with step 0, so frame k shows the
+state at ``t_k = 0.01 + 0.1 k`` seconds. Keeping that offset makes our positions match the
+``position_streams`` of the authors' released files exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+WORLD_SIZE = 10.0  # world units; the world is [0, WORLD_SIZE]^2
+NUM_FRAMES = 32
+FRAME_DT_S = 0.1  # seconds between frames
+FRAME_OFFSET_S = 0.01  # time of frame 0 (one engine step after t = 0)
+
+
+class Shape(IntEnum):
+    """Body shapes. ``size`` is the radius of a disc and the half side of a square."""
+
+    DISC = 0
+    SQUARE = 1
+
+
+class Colour(IntEnum):
+    """Colour names; their RGB values live in ``phylaw.render.palette`` (one source of truth)."""
+
+    RED = 0
+    BLUE = 1
+    GREEN = 2
+    GRAY = 3
+    BLACK = 4
+    PURPLE = 5
+
+
+def frame_times(
+    num_frames: int = NUM_FRAMES, dt_s: float = FRAME_DT_S, offset_s: float = FRAME_OFFSET_S
+) -> np.ndarray:
+    """Times of the recorded frames, ``offset_s + dt_s * k`` for k < num_frames. Shape [T]."""
+    return offset_s + dt_s * np.arange(num_frames, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Bodies:
+    """Attributes of N bodies in each of B scenes (all arrays [B, N]).
+
+    ``size``: radius (disc) or half side (square) in world units; ``shape``: ``Shape`` codes;
+    ``colour``: ``Colour`` codes. All bodies share one density, so mass is proportional to
+    ``size**2`` (the authors' evaluator uses m = r^2; a constant factor cancels in every law).
+    """
+
+    size: np.ndarray
+    shape: np.ndarray
+    colour: np.ndarray
+
+    @property
+    def mass(self) -> np.ndarray:
+        """Relative mass ``size**2``, [B, N]."""
+        return self.size.astype(np.float64) ** 2
+
+    def __getitem__(self, idx) -> Bodies:
+        return Bodies(self.size[idx], self.shape[idx], self.colour[idx])
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Positions (and velocities, when known exactly) of B scenes over T frames.
+
+    ``times`` [T] seconds; ``pos`` [B, T, N, 2] world units; ``vel`` [B, T, N, 2] world units/s
+    or ``None`` when only positions are known (e.g. imported files).
+    """
+
+    times: np.ndarray
+    pos: np.ndarray
+    vel: np.ndarray | None
+    bodies: Bodies
+
+    @property
+    def batch_size(self) -> int:
+        return self.pos.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.pos.shape[1]
+
+    def __getitem__(self, idx) -> Trajectory:
+        vel = None if self.vel is None else self.vel[idx]
+        return Trajectory(self.times, self.pos[idx], vel, self.bodies[idx])
+
+
+def discs(size: np.ndarray, colours: tuple[Colour, ...]) -> Bodies:
+    """Bodies that are all discs: ``size`` [B, N] radii, one colour per body slot."""
+    size = np.asarray(size, dtype=np.float64)
+    b, n = size.shape
+    colour = np.broadcast_to(np.asarray(colours, dtype=np.int8), (b, n)).copy()
+    return Bodies(size, np.full((b, n), Shape.DISC, dtype=np.int8), colour)
+
+
+def lerp(lo: np.ndarray | float, hi: np.ndarray | float, u: np.ndarray) -> np.ndarray:
+    """``lo + (hi - lo) * u``: maps uniform draws u in [0, 1) onto [lo, hi)."""
+    return lo + (np.asarray(hi) - lo) * u
