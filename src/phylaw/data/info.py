@@ -1,0 +1,88 @@
+"""Human-facing summaries of a split: ``phylaw data info`` and ``phylaw data preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from phylaw import PhylawError
+from phylaw.data.store import Store, open_store
+
+
+def describe(root: str | Path, verify: bool = False) -> str:
+    """A multi-line summary of the split at ``root`` (optionally verifying checksums)."""
+    store = open_store(root)
+    m = store.manifest
+    params = store.column("params") if len(store) else np.zeros((0, len(m["param_names"])))
+    size_bytes = sum(p.stat().st_size for p in Path(root).rglob("*.npy"))
+    lines = [
+        f"split      {m['scenario']} / {m['split']}  (size {m['size']}, seed {m.get('seed')}, "
+        f"ranges {m.get('ranges')}, source {m.get('source')})",
+        f"videos     {m['count']} of {m.get('candidates', m['count'])} candidates, "
+        f"{len(m['shards'])} shards, {size_bytes / 2**20:.1f} MiB",
+        f"frames     {m['num_frames']} at {m['frame_dt_s']} s "
+        f"(t0 = {m['frame_times_s'][0]:.2f} s), world {m['world_size']} x {m['world_size']}",
+        "levels     " + ", ".join(f"{k}: {v}" for k, v in m["level_counts"].items()),
+    ]
+    for p, name in enumerate(m["param_names"]):
+        col = params[:, p]
+        if len(col):
+            lines.append(f"  {name:<8} [{col.min():.4g}, {col.max():.4g}]  "
+                         f"{len(np.unique(col))} distinct values")
+    if verify:
+        problems = store.verify()
+        lines.append("integrity  ok: every checksum matches" if not problems
+                     else "integrity  FAILED:\n  " + "\n  ".join(problems))
+        if problems:
+            raise PhylawError(f"{root} is corrupt: {problems[0]} (and {len(problems) - 1} more);"
+                              " rebuild the split")
+    return "\n".join(lines)
+
+
+def tile(videos: np.ndarray, columns: int, gap_px: int = 2) -> np.ndarray:
+    """Tile videos [B, T, H, W, 3] into one video [T, rows*(H+gap), cols*(W+gap), 3] (gray gaps)."""
+    b, t, h, w, c = videos.shape
+    rows = -(-b // columns)
+    out = np.full((t, rows * (h + gap_px) - gap_px, columns * (w + gap_px) - gap_px, c), 128,
+                  dtype=np.uint8)
+    for k in range(b):
+        r, q = divmod(k, columns)
+        out[:, r * (h + gap_px): r * (h + gap_px) + h, q * (w + gap_px): q * (w + gap_px) + w] = \
+            videos[k]
+    return out
+
+
+def render_rows(store: Store, rows: np.ndarray, resolution: int) -> np.ndarray:
+    """Render the videos at positions ``rows`` of a split, uint8 [B, T, R, R, 3]."""
+    from phylaw.render.geometry import PixelGrid
+    from phylaw.render.raster import render
+
+    batch = store.get(rows)
+    return render(batch.pos, store.bodies(batch), PixelGrid(resolution, resolution))
+
+
+def preview(
+    root: str | Path, out: str | Path, count: int = 8, resolution: int = 128, fps: int = 10,
+    seed: int = 0,
+) -> Path:
+    """Write a gif of ``count`` videos of the split, picked evenly across its levels."""
+    from phylaw.data.video import write_gif
+
+    if count < 1 or resolution < 8:
+        raise PhylawError("--count must be >= 1 and --resolution >= 8")
+    store = open_store(root)
+    if len(store) == 0:
+        raise PhylawError(f"{root} holds no videos")
+    level = store.column("level")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for lv in np.unique(level):  # round-robin over levels so every level is shown
+        rows = np.flatnonzero(level == lv)
+        picks.append(rng.permutation(rows)[: -(-count // len(np.unique(level)))])
+    rows = np.sort(np.concatenate(picks)[:count]) if len(picks) > 1 else np.sort(picks[0])
+    videos = render_rows(store, rows, resolution)
+    columns = min(len(rows), 4)
+    out = Path(out)
+    write_gif(out, tile(videos, columns), fps=fps)
+    return out
