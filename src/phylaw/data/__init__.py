@@ -1,1 +1,1 @@
-"""Parameter spaces, named splits, sharded state storage, render-on-the-fly datasets, import/export."""
+"""Parameter spaces, named splits, sharded states, datasets rendered on the fly, import/export."""

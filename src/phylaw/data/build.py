@@ -73,8 +73,10 @@ def simulate_range(
 
 
 def _shard_plan(spec: SplitSpec, shard_size: int) -> list[tuple[str, int, int]]:
-    return [(f"{i:05d}", s, min(s + shard_size, spec.count))
-            for i, s in enumerate(range(0, spec.count, shard_size))]
+    return [
+        (f"{i:05d}", s, min(s + shard_size, spec.count))
+        for i, s in enumerate(range(0, spec.count, shard_size))
+    ]
 
 
 def _build_shard(job) -> dict:
@@ -155,8 +157,13 @@ def build_split(
         shutil.rmtree(stale, ignore_errors=True)
     selection = train_selection(spec) if spec.split == "train" else None
     jobs = [(spec, str(root), n, s, e, selection) for n, s, e in todo]
-    bar = tqdm(total=spec.count, initial=spec.count - sum(e - s for _, s, e in todo),
-               unit="video", desc=f"{spec.scenario} {spec.split}", disable=not progress)
+    bar = tqdm(
+        total=spec.count,
+        initial=spec.count - sum(e - s for _, s, e in todo),
+        unit="video",
+        desc=f"{spec.scenario} {spec.split}",
+        disable=not progress,
+    )
     with bar:
         if workers == 1 or len(jobs) <= 1:
             results = map(_build_shard, jobs)

@@ -28,15 +28,22 @@ def describe(root: str | Path, verify: bool = False) -> str:
     for p, name in enumerate(m["param_names"]):
         col = params[:, p]
         if len(col):
-            lines.append(f"  {name:<8} [{col.min():.4g}, {col.max():.4g}]  "
-                         f"{len(np.unique(col))} distinct values")
+            lines.append(
+                f"  {name:<8} [{col.min():.4g}, {col.max():.4g}]  "
+                f"{len(np.unique(col))} distinct values"
+            )
     if verify:
         problems = store.verify()
-        lines.append("integrity  ok: every checksum matches" if not problems
-                     else "integrity  FAILED:\n  " + "\n  ".join(problems))
+        lines.append(
+            "integrity  ok: every checksum matches"
+            if not problems
+            else "integrity  FAILED:\n  " + "\n  ".join(problems)
+        )
         if problems:
-            raise PhylawError(f"{root} is corrupt: {problems[0]} (and {len(problems) - 1} more);"
-                              " rebuild the split")
+            raise PhylawError(
+                f"{root} is corrupt: {problems[0]} (and {len(problems) - 1} more);"
+                " rebuild the split"
+            )
     return "\n".join(lines)
 
 
@@ -44,12 +51,14 @@ def tile(videos: np.ndarray, columns: int, gap_px: int = 2) -> np.ndarray:
     """Tile videos [B, T, H, W, 3] into one video [T, rows*(H+gap), cols*(W+gap), 3] (gray gaps)."""
     b, t, h, w, c = videos.shape
     rows = -(-b // columns)
-    out = np.full((t, rows * (h + gap_px) - gap_px, columns * (w + gap_px) - gap_px, c), 128,
-                  dtype=np.uint8)
+    out = np.full(
+        (t, rows * (h + gap_px) - gap_px, columns * (w + gap_px) - gap_px, c), 128, dtype=np.uint8
+    )
     for k in range(b):
         r, q = divmod(k, columns)
-        out[:, r * (h + gap_px): r * (h + gap_px) + h, q * (w + gap_px): q * (w + gap_px) + w] = \
+        out[:, r * (h + gap_px) : r * (h + gap_px) + h, q * (w + gap_px) : q * (w + gap_px) + w] = (
             videos[k]
+        )
     return out
 
 
@@ -63,7 +72,11 @@ def render_rows(store: Store, rows: np.ndarray, resolution: int) -> np.ndarray:
 
 
 def preview(
-    root: str | Path, out: str | Path, count: int = 8, resolution: int = 128, fps: int = 10,
+    root: str | Path,
+    out: str | Path,
+    count: int = 8,
+    resolution: int = 128,
+    fps: int = 10,
     seed: int = 0,
 ) -> Path:
     """Write a gif of ``count`` videos of the split, picked evenly across its levels."""

@@ -74,8 +74,11 @@ class SizeLevel:
     aliases: tuple[str, ...] = ()
 
 
-_ONE_BALL_LEVELS = (SizeLevel("30K", 100, 300), SizeLevel("300K", 300, 1000),
-                    SizeLevel("3M", 1000, 3000))
+_ONE_BALL_LEVELS = (
+    SizeLevel("30K", 100, 300),
+    SizeLevel("300K", 300, 1000),
+    SizeLevel("3M", 1000, 3000),
+)
 LEVELS: dict[str, tuple[SizeLevel, ...]] = {
     "uniform": _ONE_BALL_LEVELS,
     "parabola": _ONE_BALL_LEVELS,
@@ -112,14 +115,18 @@ def grid_axes(scenario: str, level: SizeLevel, ranges: Ranges) -> list[np.ndarra
     names = get_scenario(scenario).PARAM_NAMES
     if scenario == "parabola":  # sorted uniform draws, as the authors' code
         key = derive_key("parabola-grid", level.name, ranges)
-        r = np.sort(np.interp(uniforms(key, np.arange(level.r_points), 1)[:, 0], [0, 1],
-                              ranges.r_id))
-        v = np.sort(np.interp(uniforms(key + 1, np.arange(level.v_points), 1)[:, 0], [0, 1],
-                              ranges.v_id))
+        r = np.sort(
+            np.interp(uniforms(key, np.arange(level.r_points), 1)[:, 0], [0, 1], ranges.r_id)
+        )
+        v = np.sort(
+            np.interp(uniforms(key + 1, np.arange(level.v_points), 1)[:, 0], [0, 1], ranges.v_id)
+        )
         lists = {"r": r, "v": v}
     else:
-        lists = {"r": np.linspace(*ranges.r_id, level.r_points),
-                 "v": np.linspace(*ranges.v_id, level.v_points)}
+        lists = {
+            "r": np.linspace(*ranges.r_id, level.r_points),
+            "v": np.linspace(*ranges.v_id, level.v_points),
+        }
     return [lists[name[0]] for name in names]
 
 
@@ -197,15 +204,17 @@ def resolve_split(
     if not isinstance(seed, int) or seed < 0:
         raise PhylawError(f"invalid seed {seed!r}: give a non-negative integer")
     if split != "train":
-        count = DEFAULT_EVAL_SIZE[split][scenario] if size in (None, "default") else parse_count(
-            size)
+        count = (
+            DEFAULT_EVAL_SIZE[split][scenario] if size in (None, "default") else parse_count(size)
+        )
         return SplitSpec(scenario, split, str(count), count, seed, ranges)
     levels = LEVELS[scenario]
     text = "30K" if size is None else str(size).strip()
     for lv in levels:
         if text.upper() in (lv.name.upper(), *(a.upper() for a in lv.aliases)):
-            return SplitSpec(scenario, split, lv.name, level_size(scenario, lv), seed, ranges,
-                             lv.name, False)
+            return SplitSpec(
+                scenario, split, lv.name, level_size(scenario, lv), seed, ranges, lv.name, False
+            )
     count = parse_count(text)
     for lv in levels:
         n = level_size(scenario, lv)
@@ -275,8 +284,9 @@ def _eval_id_params(spec, index, names, ranges, attempts: int = 4) -> np.ndarray
     todo = np.ones(len(index), dtype=bool)
     for a in range(attempts):
         for p, name in enumerate(names):
-            params[todo, p] = np.interp(u[todo, a * len(names) + p], [0, 1],
-                                        ranges.id_interval(name))
+            params[todo, p] = np.interp(
+                u[todo, a * len(names) + p], [0, 1], ranges.id_interval(name)
+            )
         todo &= np.any([on_grid(axes, params) for axes in grids], axis=0)
         if not todo.any():
             return params

@@ -106,8 +106,9 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise PhylawError(f"no split directory at {self.root}; build one with "
-                              "'phylaw data build'")
+            raise PhylawError(
+                f"no split directory at {self.root}; build one with 'phylaw data build'"
+            )
         self.manifest = read_json(self.root / MANIFEST, "manifest")
         m = self.manifest
         if m.get("format") != FORMAT or not isinstance(m.get("shards"), list):
@@ -152,11 +153,14 @@ class Store:
             except FileNotFoundError:
                 raise PhylawError(f"missing shard file {path}; rebuild the split") from None
             except (ValueError, OSError) as e:
-                raise PhylawError(f"corrupt or truncated shard file {path} ({e}); "
-                                  "rebuild the split") from None
+                raise PhylawError(
+                    f"corrupt or truncated shard file {path} ({e}); rebuild the split"
+                ) from None
             if len(arr) != entry["count"]:
-                raise PhylawError(f"shard file {path} holds {len(arr)} rows, the manifest says "
-                                  f"{entry['count']}; rebuild the split")
+                raise PhylawError(
+                    f"shard file {path} holds {len(arr)} rows, the manifest says "
+                    f"{entry['count']}; rebuild the split"
+                )
             self._arrays[(shard, key)] = arr
         return arr
 
