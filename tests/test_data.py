@@ -61,8 +61,9 @@ def test_every_ood_level_inside_its_ranges(scenario, ranges):
 
 
 def test_training_levels_have_the_paper_sizes():
-    counts = {sc: [resolve_split(sc, "train", lv.name, 0).count for lv in LEVELS[sc]]
-              for sc in SCENARIOS}
+    counts = {
+        sc: [resolve_split(sc, "train", lv.name, 0).count for lv in LEVELS[sc]] for sc in SCENARIOS
+    }
     assert counts["uniform"] == counts["parabola"] == [30_000, 300_000, 3_000_000]
     assert counts["collision"] == [28_224, 329_476, 3_407_716]
     assert resolve_split("collision", "train", "3M", 0).level == "3.41M"
@@ -119,8 +120,7 @@ def test_shard_size_does_not_change_the_videos(tmp_path):
 
 
 def test_collision_data_conserves_momentum_and_energy(tmp_path):
-    store = build_split(resolve_split("collision", "eval-ood", "600", 0), tmp_path,
-                        progress=False)
+    store = build_split(resolve_split("collision", "eval-ood", "600", 0), tmp_path, progress=False)
     traj = store.trajectory(np.arange(len(store)))
     m = traj.bodies.mass
     mom = (traj.vel[..., 0] * m[:, None]).sum(-1)
@@ -175,8 +175,9 @@ def test_killed_build_resumes_without_redoing_finished_shards(tmp_path):
     # every finished shard is complete: no partial file under a final name
     for name in finished:
         assert (out / "shards" / name / "shard.json").exists()
-    store = build_split(resolve_split("collision", "train", "1M", 0), out, shard_size=10000,
-                        progress=False)
+    store = build_split(
+        resolve_split("collision", "train", "1M", 0), out, shard_size=10000, progress=False
+    )
     for name, ino in finished.items():
         assert (out / "shards" / name).stat().st_ino == ino  # kept, not rewritten
     assert store.verify() == []

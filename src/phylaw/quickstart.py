@@ -24,8 +24,9 @@ def quickstart(out: str | Path, minutes: float | None = None, seed: int = 0) -> 
     stores = {}
     for i, (split, size) in enumerate(SPLITS, 1):
         print(f"[{i}/{len(SPLITS) + 1}] data: uniform {split}")
-        stores[split] = build_split(resolve_split("uniform", split, size, seed),
-                                    out / "data" / f"uniform-{split}")
+        stores[split] = build_split(
+            resolve_split("uniform", split, size, seed), out / "data" / f"uniform-{split}"
+        )
     print(f"[{len(SPLITS) + 1}/{len(SPLITS) + 1}] preview")
     for split, store in stores.items():
         path = preview(store.root, out / f"preview-{split}.gif", count=8)

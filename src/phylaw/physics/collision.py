@@ -82,9 +82,7 @@ def contact_time(params: np.ndarray, pos0: np.ndarray) -> np.ndarray:
         return np.where(speed > 0, gap / speed, np.inf)
 
 
-def exact(
-    params: np.ndarray, pos0: np.ndarray, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def exact(params: np.ndarray, pos0: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact piecewise-linear positions and velocities, each [B, T, 2, 2].
 
     Velocities switch at contact; a frame exactly at ``t_c`` shows the pre-contact velocity.

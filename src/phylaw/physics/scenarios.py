@@ -1,8 +1,8 @@
 """Registry of the fundamental scenarios: name -> module with the same pure interface.
 
-Each module exposes ``PARAM_NAMES``, ``NUM_BODIES``, ``NUM_UNIFORMS``, ``simulate(params, u, times)``
-returning ``(pos0, pos, vel, valid)``, ``exact(params, pos0, times)`` returning ``(pos, vel)``
-and ``bodies(params)``.
+Each module exposes ``PARAM_NAMES``, ``NUM_BODIES``, ``NUM_UNIFORMS``,
+``simulate(params, u, times)`` returning ``(pos0, pos, vel, valid)``,
+``exact(params, pos0, times)`` returning ``(pos, vel)`` and ``bodies(params)``.
 """
 
 from __future__ import annotations
