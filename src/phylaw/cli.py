@@ -1,201 +1,22 @@
-"""The ``phylaw`` console script: one subcommand per user action.
+"""The ``phylaw`` console script: one subcommand per user action (``phylaw.commands``).
 
-Each handler parses flags, builds a config and calls one library function. User mistakes raise
-``PhylawError``; ``main`` prints them as one line and exits with status 2.
+User mistakes raise ``PhylawError``; ``main`` prints them as one line and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from phylaw import PhylawError, __version__
+from phylaw.commands import EXIT_USER_ERROR, Parser, add_command, formatter
+from phylaw.commands import data as data_commands
+from phylaw.commands import evaluate as eval_commands
 
-EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors that point at --help."""
-
-    def error(self, message: str):  # noqa: D102 - argparse API
-        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _formatter(prog):
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
-
-
-def _sub(subparsers, name: str, help: str, examples: str, handler: Callable) -> _Parser:
-    p = subparsers.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog="examples:\n" + examples,
-        formatter_class=_formatter,
-    )
-    p.set_defaults(handler=handler)
-    return p
-
-
-# ------------------------------------------------------------------------ data
-def _data_build(args) -> None:
-    from phylaw.data.build import build_split
-    from phylaw.data.spaces import resolve_split
-
-    spec = resolve_split(args.scenario, args.split, args.size, args.seed, args.ranges)
-    store = build_split(spec, args.out, workers=args.workers, shard_size=args.shard_size)
-    m = store.manifest
-    print(
-        f"{m['scenario']} {m['split']}: {m['count']} videos "
-        f"({m['candidates'] - m['count']} dropped by placement) in {args.out}"
-    )
-
-
-def _data_info(args) -> None:
-    from phylaw.data.info import describe
-
-    print(describe(args.dir, verify=args.verify))
-
-
-def _data_preview(args) -> None:
-    from phylaw.data.info import preview
-
-    path = preview(
-        args.dir,
-        args.out,
-        count=args.count,
-        resolution=args.resolution,
-        fps=args.fps,
-        seed=args.seed,
-    )
-    print(f"wrote {path}")
-
-
-def _data_export(args) -> None:
-    from phylaw.data.export import export_store
-    from phylaw.data.store import open_store
-
-    path = export_store(
-        open_store(args.dir), args.format, args.out, resolution=args.resolution, limit=args.limit
-    )
-    print(f"wrote {path}")
-
-
-def _data_import(args) -> None:
-    from phylaw.data.phyworld import import_phyworld
-
-    store = import_phyworld(args.file, args.out, scenario=args.scenario)
-    print(f"imported {len(store)} {store.scenario} videos into {args.out}")
-
-
-def _add_data(sub) -> None:
-    data = sub.add_parser(
-        "data",
-        help="build, inspect, preview, export and import datasets",
-        description="Datasets of the fundamental scenarios: states are "
-        "stored, pixels rendered on demand.",
-        formatter_class=_formatter,
-        epilog="examples:\n  phylaw data build --scenario uniform --split "
-        "train --size 30K --out data/u-train\n  phylaw data info "
-        "data/u-train",
-    )
-    dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND", parser_class=_Parser
-    )
-    b = _sub(
-        dsub,
-        "build",
-        "generate a split (parameters and exact trajectories) into DIR",
-        "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
-        "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
-        "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
-        "--out data/p5k --workers 2\n\n"
-        "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
-        "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
-        "subsample of the smallest level grid holding that many points. For eval splits:\n"
-        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.",
-        _data_build,
-    )
-    b.add_argument("--scenario", required=True, choices=["uniform", "collision", "parabola"])
-    b.add_argument("--split", required=True, choices=["train", "eval-id", "eval-ood"])
-    b.add_argument(
-        "--size",
-        default=None,
-        help="paper level or count (default: 30K for train, the paper's size for eval)",
-    )
-    b.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
-    b.add_argument("--out", required=True, type=Path, help="output directory")
-    b.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
-    b.add_argument(
-        "--ranges",
-        default="code",
-        choices=["code", "paper"],
-        help="parameter ranges: the authors' code (default) or the paper's App. A.4",
-    )
-    b.add_argument("--shard-size", type=int, default=100_000, help=argparse.SUPPRESS)
-
-    i = _sub(
-        dsub,
-        "info",
-        "describe a split: sizes, levels, parameter ranges, integrity",
-        "  phylaw data info data/u-train\n  phylaw data info data/u-train --verify",
-        _data_info,
-    )
-    i.add_argument("dir", type=Path)
-    i.add_argument("--verify", action="store_true", help="recompute every checksum")
-
-    p = _sub(
-        dsub,
-        "preview",
-        "render a few videos of a split side by side into a gif",
-        "  phylaw data preview data/u-train --out preview.gif\n"
-        "  phylaw data preview data/c-ood --out ood.gif --count 16 --resolution 64",
-        _data_preview,
-    )
-    p.add_argument("dir", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="output .gif")
-    p.add_argument("--count", type=int, default=8, help="videos to show (default: 8)")
-    p.add_argument("--resolution", type=int, default=128, help="pixels (default: 128)")
-    p.add_argument("--fps", type=int, default=10, help="frames per second (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="which videos to pick (default: 0)")
-
-    e = _sub(
-        dsub,
-        "export",
-        "render a split into mp4/gif files, an npz array or the authors' HDF5 layout",
-        "  phylaw data export data/u-ood --format mp4 --out videos/ --limit 100\n"
-        "  phylaw data export data/c-ood --format phyworld-hdf5 --out c-ood.hdf5\n"
-        "  phylaw data export data/u-id --format npz --out u-id.npz --resolution 64",
-        _data_export,
-    )
-    e.add_argument("dir", type=Path)
-    e.add_argument("--format", required=True, choices=["mp4", "gif", "npz", "phyworld-hdf5"])
-    e.add_argument("--out", required=True, type=Path)
-    e.add_argument("--resolution", type=int, default=128, help="pixels (default: 128)")
-    e.add_argument("--limit", type=int, default=None, help="export only the first N videos")
-
-    m = _sub(
-        dsub,
-        "import",
-        "import the authors' HDF5 file (phyworld layout) as a split",
-        "  phylaw data import uniform_motion_eval.hdf5 --out data/authors-u\n"
-        "  phylaw data import collision.hdf5 --out data/authors-c --scenario collision",
-        _data_import,
-    )
-    m.add_argument("file", type=Path)
-    m.add_argument("--out", required=True, type=Path)
-    m.add_argument(
-        "--scenario",
-        default=None,
-        choices=["uniform", "collision", "parabola"],
-        help="default: detected from the file",
-    )
-
-
-# ------------------------------------------------------------------ quickstart
 def _quickstart(args) -> None:
     from phylaw.quickstart import quickstart
 
@@ -204,19 +25,19 @@ def _quickstart(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``phylaw`` argument parser."""
-    parser = _Parser(
+    parser = Parser(
         prog="phylaw",
         description="phylaw: does a video generation model learn physical laws from pixels, or "
         "copy the closest training case? Simulate, render, train, sample and evaluate.",
         epilog="examples:\n  phylaw quickstart\n  phylaw data build --scenario uniform "
         "--split train --size 30K --out data/u-train\n\nRun 'phylaw COMMAND --help' for more.",
-        formatter_class=_formatter,
+        formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"phylaw {__version__}")
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    q = _sub(
+    q = add_command(
         sub,
         "quickstart",
         "the main job on a laptop: data, a small model, evaluation, report",
@@ -230,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="working directory (default: ./phylaw-quickstart); re-run to resume",
     )
     q.add_argument("--minutes", type=float, default=None, help="training time budget")
-    _add_data(sub)
+    for module in (data_commands, eval_commands):
+        module.register(sub)
     return parser
 
 

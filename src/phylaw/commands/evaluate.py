@@ -1,0 +1,132 @@
+"""``phylaw eval`` and ``phylaw baseline``: score any model's videos; produce baseline videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from phylaw import PhylawError
+from phylaw.commands import add_command
+
+
+def _eval(args) -> None:
+    from phylaw.data.store import open_store
+    from phylaw.eval.run import EvalConfig, evaluate, format_table
+    from phylaw.eval.sources import open_source
+
+    store = open_store(args.data)
+    source = open_source(args.videos, store.column("index"))
+    cfg = EvalConfig(
+        num_cond_frames=args.cond_frames,
+        limit=args.limit,
+        floor=not args.no_floor,
+        fidelity=args.fidelity,
+    )
+    result = evaluate(source, store, args.out, cfg)
+    print(format_table(result.summary))
+    if result.failures:
+        print(
+            f"\n{len(result.failures)} videos could not be scored, e.g. video "
+            f"{result.failures[0].video_id}: {result.failures[0].reason}"
+            + (f" (all listed in {Path(args.out) / 'failures.json'})" if args.out else "")
+        )
+    if args.out:
+        print(f"\nwrote {Path(args.out) / 'videos.jsonl'} and {Path(args.out) / 'summary.json'}")
+
+
+def write_videos(out: Path, ids: np.ndarray, videos: np.ndarray, fmt: str) -> None:
+    """Write videos [B, T, H, W, 3] as ``{id:07d}.npz`` (compressed, exact) or ``.mp4`` files."""
+    import io
+
+    from phylaw.data.store import atomic_write_bytes
+    from phylaw.data.video import encode_mp4
+
+    for vid, video in zip(ids.tolist(), videos, strict=True):
+        if fmt == "mp4":
+            atomic_write_bytes(out / f"{vid:07d}.mp4", encode_mp4(video))
+        else:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, video=video)
+            atomic_write_bytes(out / f"{vid:07d}.npz", buf.getvalue())
+
+
+def _baseline(args) -> None:
+    from phylaw.data.store import open_store
+    from phylaw.eval.baselines import BaselineContext, get_baseline
+
+    produce = get_baseline(args.name)
+    store = open_store(args.data)
+    train = open_store(args.train) if args.train else None
+    ctx = BaselineContext(store, args.resolution, args.cond_frames, train)
+    if args.resolution < 8 or (args.format == "mp4" and args.resolution % 2):
+        raise PhylawError("--resolution must be >= 8 (and even for mp4)")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PhylawError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
+    ids = store.column("index")
+    n = len(store) if args.limit is None else min(args.limit, len(store))
+    ext = "mp4" if args.format == "mp4" else "npz"
+    done = {int(p.stem) for p in out.glob(f"*.{ext}") if p.stem.isdigit()}
+    todo = np.array([r for r in range(n) if int(ids[r]) not in done], dtype=np.int64)
+    with tqdm(total=n, initial=n - len(todo), unit="video", desc=args.name) as bar:
+        for b0 in range(0, len(todo), 64):
+            rows = todo[b0 : b0 + 64]
+            write_videos(out, ids[rows], produce(ctx, rows), args.format)
+            bar.update(len(rows))
+    print(
+        f"wrote {n} {args.name} videos to {out}; score them with "
+        f"'phylaw eval --videos {out} --data {args.data}'"
+    )
+
+
+def register(sub) -> None:
+    """Add ``eval`` and ``baseline``."""
+    e = add_command(
+        sub,
+        "eval",
+        "score videos from any model against a split's ground truth",
+        "  phylaw eval --videos samples/ --data data/u-ood --out scores/\n"
+        "  phylaw eval --videos their_model.npz --data data/c-id --fidelity\n\n"
+        "VIDEOS: a folder of {id}.mp4/.gif/.npz files named by the split's video ids, an .npz\n"
+        "with 'videos' [N,T,H,W,3] uint8 (and 'index'), or an .hdf5 (videos/index, or the\n"
+        "authors' layout). Output: videos.jsonl, summary.json, failures.json and a table with\n"
+        "the parse floor of the ground truth beside every group.",
+        _eval,
+    )
+    e.add_argument("--videos", required=True, type=Path, help="generated videos (see below)")
+    e.add_argument("--data", required=True, type=Path, help="the split they continue")
+    e.add_argument("--out", type=Path, default=None, help="where to write the results")
+    e.add_argument("--cond-frames", type=int, default=3, help="condition frames (default: 3)")
+    e.add_argument("--limit", type=int, default=None, help="score the first N videos only")
+    e.add_argument("--fidelity", action="store_true", help="also PSNR and SSIM (slower)")
+    e.add_argument("--no-floor", action="store_true", help="skip the ground-truth parse floor")
+
+    b = add_command(
+        sub,
+        "baseline",
+        "write a baseline's videos for a split (scored like a model)",
+        "  phylaw baseline copy-last --data data/u-ood --out baselines/copy-last\n"
+        "  phylaw baseline nearest-case --data data/u-ood --train data/u-train --out b/nn\n\n"
+        "NAME: oracle (the ground truth), copy-last (freeze the last condition frame),\n"
+        "constant-velocity (extrapolate the objects parsed from the condition frames),\n"
+        "nearest-case (the training video with the closest condition frames, its\n"
+        "continuation pasted: the paper's case-based hypothesis as a model).",
+        _baseline,
+    )
+    b.add_argument("name", metavar="NAME")
+    b.add_argument("--data", required=True, type=Path, help="the split to continue")
+    b.add_argument("--out", required=True, type=Path, help="output folder")
+    b.add_argument("--train", type=Path, default=None, help="training split (nearest-case)")
+    b.add_argument("--resolution", type=int, default=128, help="pixels (default: 128)")
+    b.add_argument("--cond-frames", type=int, default=3, help="condition frames (default: 3)")
+    b.add_argument("--limit", type=int, default=None, help="only the first N videos")
+    b.add_argument(
+        "--format",
+        choices=["npz", "mp4"],
+        default="npz",
+        help="npz (exact, default) or mp4 (lossy, like most models' output)",
+    )

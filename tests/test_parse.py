@@ -1,0 +1,166 @@
+"""Parsing pixels back to states: parse(render(state)) == state within stated tolerances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phylaw import PhylawError
+from phylaw.data.video import decode_video, encode_mp4
+from phylaw.eval.parse import ParsedStates, membership_tables, parse_videos, white_bits
+from phylaw.physics.state import WORLD_SIZE, Colour, discs, frame_times
+from phylaw.render import PALETTE, PixelGrid, render
+
+RED, BLUE, GRAY, PURPLE = Colour.RED, Colour.BLUE, Colour.GRAY, Colour.PURPLE
+GRID = PixelGrid.square(128)
+POS_TOL = 0.005  # world units (0.064 px at 128 px); measured max 0.0011 for r in [0.3, 2]
+RADIUS_TOL = 0.01  # relative; measured max 0.3 %
+
+
+def random_balls(rng, b: int, t: int, r_lo: float = 0.3, r_hi: float = 2.0):
+    """Positions [B, T, 1, 2] of red balls fully in view at random sub-pixel offsets."""
+    r = rng.uniform(r_lo, r_hi, (b, 1))
+    lo, hi = r[..., None] + 0.1, WORLD_SIZE - r[..., None] - 0.1  # 0.1: clear of the border px
+    p0 = rng.uniform(lo, hi, (b, 1, 2))
+    p1 = rng.uniform(lo, hi, (b, 1, 2))
+    u = np.linspace(0, 1, t)[None, :, None, None]
+    return p0[:, None] * (1 - u) + p1[:, None] * u, discs(r, (RED,))
+
+
+def test_parse_of_render_recovers_position_and_radius():
+    rng = np.random.default_rng(0)
+    pos, bodies = random_balls(rng, 12, 32)
+    parsed = parse_videos(render(pos, bodies, GRID), (RED,), GRID)
+    assert isinstance(parsed, ParsedStates) and parsed.colours == (RED,)
+    assert parsed.pos.shape == (12, 32, 1, 2) and parsed.pos.dtype == np.float64
+    assert parsed.visible.all() and parsed.in_view.all()
+    assert np.abs(parsed.pos - pos).max() < POS_TOL
+    rel = parsed.size[..., 0] / bodies.size - 1
+    assert np.abs(rel).max() < RADIUS_TOL
+    assert np.allclose(parsed.area_px, np.pi * (parsed.size * 12.8) ** 2)
+    assert (parsed.count == -1).all()  # not counted unless asked
+
+
+def test_default_grid_and_non_square_frames_with_odd_width():
+    """Widths that are not a multiple of 8 take the padded path; pixels need not be square."""
+    rng = np.random.default_rng(1)
+    pos, bodies = random_balls(rng, 3, 5, 1.0, 1.5)
+    grid = PixelGrid(100, 60)
+    parsed = parse_videos(render(pos, bodies, grid), [RED], grid)
+    assert np.abs(parsed.pos - pos).max() < 2 * POS_TOL
+    videos = render(pos, bodies, GRID)
+    square = parse_videos(videos, [RED])  # grid inferred from the frames
+    assert np.abs(square.pos - pos).max() < POS_TOL
+    reverse = parse_videos(videos[::-1], [RED])  # strided input: copied chunk by chunk
+    assert np.array_equal(reverse.pos, square.pos[::-1])
+
+
+def test_missing_and_partly_visible_objects():
+    pos = np.array([[[[5.0, 5.0]], [[0.2, 5.0]], [[np.nan, np.nan]], [[-3.0, 5.0]]]])
+    videos = render(pos, discs(np.array([[1.0]]), (RED,)), GRID)
+    parsed = parse_videos(videos, (RED,), GRID)
+    assert parsed.visible[0, :, 0].tolist() == [True, True, False, False]
+    assert parsed.in_view[0, :, 0].tolist() == [True, False, False, False]
+    assert np.isnan(parsed.pos[0, 2:]).all() and np.isnan(parsed.size[0, 2:]).all()
+    assert parsed.area_px[0, 2:].max() == 0.0  # never imputed: no position, no size
+
+
+def test_blue_and_red_are_separated_in_collision_frames():
+    """Blue pixels never count for red (and vice versa), even where the balls touch."""
+    x = np.array([[2.0, 7.0], [3.5, 5.6], [4.0, 6.0], [4.4, 5.9]])  # far, near, touching, overlap
+    pos = np.stack([x, np.full_like(x, 5.0)], -1)[None]  # [1, 4, 2, 2]
+    both = render(pos, discs(np.array([[1.0, 1.0]]), (RED, BLUE)), GRID)
+    alone = [
+        render(pos[:, :, k : k + 1], discs(np.array([[1.0]]), (c,)), GRID)
+        for k, c in enumerate((RED, BLUE))
+    ]
+    parsed = parse_videos(both, (RED, BLUE), GRID)
+    for k, colour in enumerate((RED, BLUE)):
+        ref = parse_videos(alone[k], (colour,), GRID)
+        # apart: the other ball changes nothing at all
+        assert np.array_equal(parsed.pos[0, :2, k], ref.pos[0, :2, 0])
+        assert np.abs(parsed.pos[0, :3, k] - pos[0, :3, k]).max() < 0.01  # touching: a few px
+    red_only = parse_videos(both, (RED,), GRID)
+    assert np.array_equal(red_only.pos[..., 0, :], parsed.pos[..., 0, :])  # blue is nobody's
+    # overlap: blue is painted over red, so red's visible area shrinks and its centroid moves left
+    assert parsed.area_px[0, 3, 0] < 0.9 * parsed.area_px[0, 0, 0]
+    assert parsed.pos[0, 3, 0, 0] < pos[0, 3, 0, 0]
+
+
+def test_parse_survives_the_mp4_codec():
+    """H.264 crf 25 (the authors' files): measured max 0.010 world units, radius 0.9 %."""
+    rng = np.random.default_rng(2)
+    pos, bodies = random_balls(rng, 4, 16, 0.5, 1.5)
+    videos = render(pos, bodies, GRID)
+    decoded = np.stack([decode_video(encode_mp4(v)) for v in videos])
+    parsed = parse_videos(decoded, (RED,), GRID)
+    assert parsed.visible.all()
+    assert np.abs(parsed.pos - pos).max() < 0.03
+    assert np.abs(parsed.size[..., 0] / bodies.size - 1).max() < 0.03
+
+
+def test_background_noise_creates_no_mass():
+    """Near-white noise (channels >= 248, as a codec or a VAE leaves) is background."""
+    rng = np.random.default_rng(3)
+    pos, bodies = random_balls(rng, 2, 4, 0.8, 1.2)
+    videos = render(pos, bodies, GRID)
+    clean = parse_videos(videos, (RED,), GRID)
+    noisy = videos.copy()
+    white = (videos == 255).all(-1)
+    noise = rng.integers(248, 256, videos.shape, dtype=np.uint8)
+    noisy[white] = noise[white]
+    parsed = parse_videos(noisy, (RED,), GRID)
+    assert np.array_equal(parsed.area_px, clean.area_px)
+    assert white_bits([RED]) == 3 and white_bits([GRAY]) < 3  # pale colours need a tighter band
+
+
+def test_other_colours_do_not_count_and_distractors_compete():
+    """Grey is far in angle from red: nobody's. Purple is close to blue: declare it."""
+    pos = np.array([[[[3.0, 5.0], [7.0, 5.0]]]])
+    grey = render(pos, discs(np.array([[1.0, 1.0]]), (RED, GRAY)), GRID)
+    assert np.abs(parse_videos(grey, (RED,), GRID).pos[0, 0, 0] - pos[0, 0, 0]).max() < POS_TOL
+    purple = render(pos, discs(np.array([[1.0, 1.0]]), (BLUE, PURPLE)), GRID)
+    naive = parse_videos(purple, (BLUE,), GRID)
+    parsed = parse_videos(purple, (BLUE,), GRID, distractors=(PURPLE,))
+    assert naive.pos[0, 0, 0, 0] > 3.5  # purple mass pulls blue towards it
+    assert np.abs(parsed.pos[0, 0, 0] - pos[0, 0, 0]).max() < POS_TOL
+
+
+def test_blob_count_flags_duplicates():
+    pos = np.array([[[[3.0, 5.0]], [[7.0, 5.0]], [[np.nan, np.nan]]]])
+    one = render(pos, discs(np.array([[1.0]]), (RED,)), GRID)
+    two = np.minimum(one[:, :1], one[:, 1:2])  # frames 0 and 1 overlaid: a duplicated ball
+    parsed = parse_videos(np.concatenate([one, two], axis=1), (RED,), GRID, count_blobs=True)
+    assert parsed.count[0, :, 0].tolist() == [1, 1, 0, 2]
+
+
+def test_membership_table_rules():
+    table = membership_tables((RED, BLUE))
+
+    def weight(k, rgb):
+        r, g, b = rgb
+        return table[k, (255 - r) + 256 * (255 - g) + 65536 * (255 - b)] / 65535
+
+    assert weight(0, PALETTE[RED]) == 1 and weight(1, PALETTE[RED]) == 0
+    assert weight(1, PALETTE[BLUE]) == 1 and weight(0, PALETTE[BLUE]) == 0
+    assert weight(0, (255, 128, 128)) == pytest.approx(127 / 255, abs=1e-4)  # half-covered
+    assert weight(0, (255, 250, 250)) == 0  # codec ringing on white: below the floor
+    assert weight(0, (128, 128, 128)) == 0 and weight(0, (0, 0, 0)) == 0  # far from the line
+
+
+def test_input_errors_are_clear():
+    videos = np.full((1, 2, 16, 16, 3), 255, dtype=np.uint8)
+    with pytest.raises(PhylawError, match="uint8"):
+        parse_videos(videos.astype(np.float32), (RED,))
+    with pytest.raises(PhylawError, match=r"\[B, T, H, W, 3\]"):
+        parse_videos(videos[0], (RED,))
+    with pytest.raises(PhylawError, match="grid"):
+        parse_videos(videos, (RED,), PixelGrid.square(32))
+    with pytest.raises(PhylawError, match="distinct"):
+        parse_videos(videos, (RED, RED))
+    parsed = parse_videos(videos, (RED,))
+    assert not parsed.visible.any() and np.isnan(parsed.pos).all()
+
+
+def test_frame_times_are_what_the_metrics_difference():
+    assert np.allclose(np.diff(frame_times()), 0.1)
