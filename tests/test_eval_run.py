@@ -1,0 +1,119 @@
+"""``phylaw eval`` end to end: outputs, partial results with a failure per bad video, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from phylaw.cli import main
+from phylaw.data.build import build_split
+from phylaw.data.spaces import resolve_split
+from phylaw.eval.baselines import BASELINES, BaselineContext
+from phylaw.eval.run import EvalConfig, evaluate
+from phylaw.eval.sources import open_source
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evrun")
+    store = build_split(resolve_split("uniform", "eval-ood", "12", 0), root / "ood", progress=False)
+    return store
+
+
+def write_folder(folder, ids, videos):
+    folder.mkdir(parents=True, exist_ok=True)
+    for vid, video in zip(ids, videos, strict=True):
+        np.savez_compressed(folder / f"{vid:07d}.npz", video=video)
+
+
+def test_copy_last_scores_its_speed_and_outputs_are_complete(split, tmp_path, capsys):
+    ctx = BaselineContext(split, 64, 3)
+    rows = np.arange(len(split))
+    write_folder(tmp_path / "v", split.column("index"), BASELINES["copy-last"](ctx, rows))
+    code = main(
+        [
+            "eval",
+            "--videos",
+            str(tmp_path / "v"),
+            "--data",
+            str(split.root),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "velocity_error" in out and "floor" in out
+    records = [json.loads(x) for x in (tmp_path / "out" / "videos.jsonl").read_text().splitlines()]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert len(records) == len(split) and summary["videos"] == len(split)
+    assert set(summary["levels"]) == {"r", "v", "rv"}
+    v = split.column("params")[:, 1]
+    for rec in records:
+        row = int(np.flatnonzero(split.column("index") == rec["id"])[0])
+        if rec["velocity_error"] is not None:  # a frozen ball's error is its speed
+            assert rec["velocity_error"] == pytest.approx(v[row], abs=0.02)
+        assert isinstance(rec["abnormal"], bool) and isinstance(rec["flags"], list)
+    assert "mean" in summary["overall"]["metrics"]["velocity_error"]
+    assert "floor" in summary
+
+
+def test_bad_videos_give_a_partial_result_and_a_failure_each(split, tmp_path):
+    ctx = BaselineContext(split, 64, 3)
+    ids = split.column("index")
+    videos = BASELINES["oracle"](ctx, np.arange(len(split)))
+    folder = tmp_path / "v"
+    write_folder(folder, ids[:8], videos[:8])
+    (folder / f"{ids[8]:07d}.mp4").write_bytes(b"garbage")  # unreadable
+    np.savez_compressed(folder / f"{ids[9]:07d}.npz", video=videos[9][:10])  # wrong length
+    np.savez_compressed(folder / f"{ids[10]:07d}.npz", video=videos[10][..., 0])  # wrong shape
+    # ids[11] missing entirely
+    result = evaluate(
+        open_source(folder, ids), split, tmp_path / "out", EvalConfig(), progress=False
+    )
+    assert len(result.records) == 8
+    reasons = {f.video_id: f.reason for f in result.failures}
+    assert set(reasons) == set(ids[8:12].tolist())
+    assert "corrupt" in reasons[int(ids[8])] and "frames" in reasons[int(ids[9])]
+    assert "shape" in reasons[int(ids[10])] and "no video" in reasons[int(ids[11])]
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())["failures"]
+    assert len(failures) == 4
+
+
+def test_npz_array_source_and_a_predict_callable_agree(split, tmp_path):
+    ctx = BaselineContext(split, 32, 3)
+    rows = np.arange(len(split))
+    videos = BASELINES["constant-velocity"](ctx, rows)
+    np.savez(tmp_path / "all.npz", videos=videos, index=split.column("index"))
+    a = evaluate(
+        open_source(tmp_path / "all.npz", split.column("index")),
+        split,
+        cfg=EvalConfig(floor=False),
+        progress=False,
+    )
+
+    def predict(condition):  # a "model": constant velocity from the given frames
+        lookup = {
+            k: v
+            for k, v in zip(map(bytes, videos[:, :3].reshape(len(rows), -1)), videos, strict=True)
+        }
+        return np.stack([lookup[bytes(c.reshape(-1))] for c in condition])
+
+    b = evaluate(predict, split, cfg=EvalConfig(floor=False, resolution=32), progress=False)
+    assert [r["velocity_error"] for r in a.records] == [r["velocity_error"] for r in b.records]
+
+
+@pytest.mark.parametrize("make", ["missing", "empty_dir", "bad_suffix", "npz_without_videos"])
+def test_unusable_video_paths_give_one_line(split, tmp_path, capsys, make):
+    path = tmp_path / "videos"
+    if make == "empty_dir":
+        path.mkdir()
+    elif make == "bad_suffix":
+        path = tmp_path / "videos.txt"
+        path.write_text("x")
+    elif make == "npz_without_videos":
+        path = tmp_path / "v.npz"
+        np.savez(path, other=np.zeros(3))
+    code = main(["eval", "--videos", str(path), "--data", str(split.root)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
