@@ -11,8 +11,10 @@ from pathlib import Path
 
 from phylaw import PhylawError, __version__
 from phylaw.commands import EXIT_USER_ERROR, Parser, add_command, formatter
+from phylaw.commands import autoencoder as ae_commands
 from phylaw.commands import data as data_commands
 from phylaw.commands import evaluate as eval_commands
+from phylaw.commands import train as train_commands
 
 EXIT_INTERRUPTED = 130
 
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="working directory (default: ./phylaw-quickstart); re-run to resume",
     )
     q.add_argument("--minutes", type=float, default=None, help="training time budget")
-    for module in (data_commands, eval_commands):
+    for module in (data_commands, train_commands, ae_commands, eval_commands):
         module.register(sub)
     return parser
 
