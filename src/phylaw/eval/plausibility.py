@@ -78,11 +78,11 @@ class PlausibilityTolerances:
     frames); see ``benchmarks/bench_plausibility.py`` for the measured margins.
     """
 
-    size_edge_px: float = 0.4  # an outline may move by this much (codec, anti-aliasing), px
+    size_edge_px: float = 0.3  # an outline may move by this much (codec, anti-aliasing), px
     size_rel: float = 0.03  # ... plus this fraction of the reference radius
     shape: float = 0.08  # Frobenius change of D = 4 pi cov / area (a disc has D = I) ...
     shape_edge_px: float = 0.8  # ... plus this over the reference radius in px (small = noisy)
-    jump_world_units: float = 0.25  # departure from constant velocity between two frames
+    jump_world_units: float = 0.2  # departure from constant velocity between two frames
     colour_residual: float = 48.0  # grey levels from every expected-colour line: foreign
     colour_background: float = 48.0  # grey levels from white below which a pixel is background
     solid_alpha: float = 0.5  # paler blends of a colour with white are outline, not body
@@ -169,18 +169,21 @@ def foreign_table(
     v = np.arange(256, dtype=np.float32)
     out = np.zeros((256, 256, 256), dtype=bool)  # [B, G, R]
     slab = 16
+
+    def sep(x: list[np.ndarray], b0: int) -> np.ndarray:  # per-channel terms -> [slab, G, R]
+        return x[2][b0 : b0 + slab, None, None] + x[1][None, :, None] + x[0][None, None, :]
+
     for b0 in range(0, 256, slab):
-        p = np.stack(
-            np.broadcast_arrays(v[None, None, :], v[None, :, None], v[b0 : b0 + slab, None, None]),
-            -1,
-        )
-        best = np.full(p.shape[:-1], np.inf, dtype=np.float32)
-        for p0, p1 in segs:
+        best = np.full((min(slab, 256 - b0), 256, 256), np.inf, dtype=np.float32)
+        for p0, p1 in segs:  # squared distance to the segment, separable per channel
             e = p1 - p0
-            s = np.clip((p - p0) @ e / max(float(e @ e), 1e-6), 0.0, 1.0)
-            best = np.minimum(best, np.linalg.norm(p - p0 - s[..., None] * e, axis=-1))
-        far = np.linalg.norm(p - w, axis=-1) > background
-        out[b0 : b0 + slab] = far & (best > residual)
+            e2 = max(float(e @ e), 1e-6)
+            dot = sep([e[ch] * (v - p0[ch]) for ch in range(3)], b0)  # (p - p0) . e
+            qq = sep([(v - p0[ch]) ** 2 for ch in range(3)], b0)  # |p - p0|^2
+            t = np.clip(dot / e2, 0.0, 1.0)
+            np.minimum(best, qq - t * (2.0 * dot - t * e2), out=best)
+        far = sep([(v - w[ch]) ** 2 for ch in range(3)], b0) > background**2
+        out[b0 : b0 + slab] = far & (best > residual**2)
     return out.reshape(-1)
 
 
@@ -365,14 +368,21 @@ def plausibility_scores(
     outward = (np.nan_to_num(prev_vel) * normal).sum(-1)
     unknown = np.isnan(prev_vel[..., 0])  # since a contact: it may move at up to its bound
     moving_out = (outward > 0) | unknown
-    slack = np.where(unknown, np.nan_to_num(_shift(bound, 1, np.inf), nan=np.inf) * gap, 0.0)
+    prev_bound = _shift(bound, 1, np.inf)
+    reachable = np.where(np.isfinite(prev_bound), prev_bound * np.maximum(gap, 0), np.inf)
+    slack = np.where(unknown, reachable, 0.0)
     leaving = moving_out & (border_d < radius[:, None] + tol.border_margin_px / ppw + slack)
 
-    # disappears: gone, not leaving through the border, not behind an object it reaches.
+    # disappears: gone, not leaving through the border, not behind an object that covers where
+    # it should be now and was in contact with it (or already covering it) in the last frame.
     behind = np.zeros((b, t, k), dtype=bool)
+    prev_centre = _shift(centre, 1, np.nan)
     for j in range(k):
-        dj = np.linalg.norm(pred - pos[:, :, j : j + 1], axis=-1)  # [B, T, K]
-        behind |= vis[:, :, j : j + 1] & (dj < radius[:, None, j : j + 1] + margin)
+        pj, rj = pos[:, :, j : j + 1], radius[:, None, j : j + 1]  # [B, T, 1, 2], [B, 1, 1]
+        covers = np.linalg.norm(pred - pj, axis=-1) < rj + margin  # [B, T, K]
+        was_near = np.linalg.norm(prev_centre - _shift(pj, 1, np.nan), axis=-1)
+        was_near = np.nan_to_num(was_near, nan=np.inf) < rj + radius[:, None] + margin
+        behind |= vis[:, :, j : j + 1] & covers & was_near
     gone = gen & present[:, None] & ~vis & ~leaving & ~behind
     vanish = gone & _shift(~gone, 1, True)  # first frame of each absence
     if videos is not None:  # something else stands where it vanished: a colour change
