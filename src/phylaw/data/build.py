@@ -180,10 +180,20 @@ def build_split(
     return Store(root)
 
 
+def bodies_table(scenario: str) -> dict:
+    """The manifest's body table: which parameter columns are sizes, each slot's shape, colour."""
+    scen = get_scenario(scenario)
+    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
+    return {
+        "size_columns": [i for i, n in enumerate(scen.PARAM_NAMES) if n.startswith("r")],
+        "shape": sample.shape[0].tolist(),
+        "colour": sample.colour[0].tolist(),
+    }
+
+
 def manifest(spec: SplitSpec, shards: list[dict], shard_size: int) -> dict:
     """The manifest of a finished split (no timestamps: same split, same bytes)."""
     scen = get_scenario(spec.scenario)
-    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
     level_counts = np.sum([s["level_counts"] for s in shards], axis=0).tolist()
     for s in shards:
         s.pop("spec", None)
@@ -207,11 +217,7 @@ def manifest(spec: SplitSpec, shards: list[dict], shard_size: int) -> dict:
         "frame_dt_s": FRAME_DT_S,
         "frame_times_s": frame_times().tolist(),
         "world_size": WORLD_SIZE,
-        "bodies": {
-            "size_columns": [i for i, n in enumerate(scen.PARAM_NAMES) if n.startswith("r")],
-            "shape": sample.shape[0].tolist(),
-            "colour": sample.colour[0].tolist(),
-        },
+        "bodies": bodies_table(spec.scenario),
         "shard_size": shard_size,
         "shards": shards,
     }

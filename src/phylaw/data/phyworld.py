@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
+from phylaw.data.build import bodies_table
 from phylaw.data.store import FORMAT, FORMAT_VERSION, MANIFEST, Store, write_json, write_shard
 from phylaw.data.video import decode_video
 from phylaw.physics.scenarios import get_scenario
@@ -405,7 +406,7 @@ def import_phyworld(
         "frame_dt_s": FRAME_DT_S,
         "frame_times_s": times.tolist(),
         "world_size": WORLD_SIZE,
-        "bodies": _bodies_table(scenario),
+        "bodies": bodies_table(scenario),
         "shard_size": shard_size,
         "shards": shards,
         "phyworld": {
@@ -420,14 +421,3 @@ def import_phyworld(
     }
     write_json(root / MANIFEST, manifest)
     return Store(root)
-
-
-def _bodies_table(scenario: str) -> dict:
-    """The manifest's body table (as ``data.build.manifest``)."""
-    scen = get_scenario(scenario)
-    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
-    return {
-        "size_columns": [i for i, n in enumerate(scen.PARAM_NAMES) if n.startswith("r")],
-        "shape": sample.shape[0].tolist(),
-        "colour": sample.colour[0].tolist(),
-    }
