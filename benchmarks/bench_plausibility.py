@@ -6,10 +6,10 @@ at 128x128 and, for each defect type of ``eval.defects``, injects that defect in
 clean video. The defect starts at a generated frame (>= 3) and lasts to the end; the object and
 frame are drawn among those where the defect is observable: the object is fully in view (2 px
 margin, also for the edited shape) and 3 px clear of the other ball in the frames around the
-start (the frames the flags can judge; see "known limits" in ``eval.plausibility``). Videos then
+start (the frames the flags judge; see "Known limits" in ``eval.plausibility``). Videos then
 go through the codec (libx264 crf 25, the authors' files) or not, are parsed, and flagged.
 
-Magnitudes (``--hard`` halves the distance to "no defect"):
+Magnitudes (``--hard``: about half, and no recolouring to another palette colour):
 
 =========== ====================================================== ==========================
 defect      default                                                ``--hard``
