@@ -20,6 +20,22 @@ the CPU flash-attention kernel; its 12 L T^2 d is then added analytically.)
 Configurations (batch 32, spec/cpu-training-notes.md's table): `cpu-uniform` (the preset: 16
 frames of 32 px, patch (1, 8, 8), DiT-T, 256 tokens) and variants with smaller patches, wider
 models or more tokens. The machine may be shared: step times are medians of `--steps` steps.
+
+Recorded (2-core AMD EPYC, AVX2 without avx512_bf16, torch 2.13 CPU, 2 threads, quiet machine;
+fp32 matmul peak 159-184 GFLOP/s, i.e. the FMA peak of 2 cores):
+
+| config      | params | tokens | s/step | videos/s | model GFLOP/s | MFU |
+|-------------|--------|--------|--------|----------|---------------|-----|
+| cpu-uniform | 1.35M  | 256    | 0.70-0.84 | 38-46 | 65-79         | 41-43% |
+| cpu-uniform, torch.compile | | | 0.76 | 42     | 72            | 39% (no gain) |
+| wide-256    | 5.16M  | 256    | 1.98   | 16.2     | 94            | 59% |
+| xs-64px     | 7.69M  | 512    | 7.98   | 4.0      | 81            | 51% |
+| wide-384    | 11.4M  | 256    | 3.58   | 8.9      | 111           | 70% |
+| cpu-uniform, bf16 autocast | | | 17.6 | 1.8   | 3             | 2%  |
+
+bf16 matmul runs at 0.3 GFLOP/s on this CPU (no bf16 instructions): keep fp32 here. The whole
+`train()` loop of cpu-uniform (rendering in a background thread, EMA, logging) gives 35-41
+videos/s, 10-20% under the bare step.
 """
 
 from __future__ import annotations
