@@ -88,86 +88,19 @@ def test_build_info_preview_export_import(small_split, tmp_path, capsys):
     assert code == 0 and "40 uniform" in out
 
 
+BUILD = ["data", "build", "--scenario", "uniform", "--split", "train", "--out", "x"]
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [
-        (["data", "build", "--scenario", "pendulum", "--split", "train", "--out", "x"], "pendulum"),
-        (["data", "build", "--scenario", "uniform", "--split", "test", "--out", "x"], "test"),
-        (
-            [
-                "data",
-                "build",
-                "--scenario",
-                "uniform",
-                "--split",
-                "train",
-                "--size",
-                "0",
-                "--out",
-                "x",
-            ],
-            "size",
-        ),
-        (
-            [
-                "data",
-                "build",
-                "--scenario",
-                "uniform",
-                "--split",
-                "train",
-                "--size",
-                "-5",
-                "--out",
-                "x",
-            ],
-            "size",
-        ),
-        (
-            [
-                "data",
-                "build",
-                "--scenario",
-                "uniform",
-                "--split",
-                "train",
-                "--size",
-                "nan",
-                "--out",
-                "x",
-            ],
-            "size",
-        ),
-        (
-            [
-                "data",
-                "build",
-                "--scenario",
-                "uniform",
-                "--split",
-                "train",
-                "--workers",
-                "0",
-                "--out",
-                "x",
-            ],
-            "workers",
-        ),
-        (
-            [
-                "data",
-                "build",
-                "--scenario",
-                "uniform",
-                "--split",
-                "train",
-                "--seed",
-                "-1",
-                "--out",
-                "x",
-            ],
-            "seed",
-        ),
+        (BUILD[:3] + ["pendulum"] + BUILD[4:], "pendulum"),
+        (BUILD[:5] + ["test"] + BUILD[6:], "test"),
+        (BUILD + ["--size", "0"], "size"),
+        (BUILD + ["--size", "-5"], "size"),
+        (BUILD + ["--size", "nan"], "size"),
+        (BUILD + ["--workers", "0"], "workers"),
+        (BUILD + ["--seed", "-1"], "seed"),
         (["data", "export", ".", "--format", "avi", "--out", "x"], "avi"),
         (["quickstart", "--bogus"], "bogus"),
     ],

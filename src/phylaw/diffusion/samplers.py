@@ -120,11 +120,15 @@ def ddim_sample(
         sigma = eta * math.sqrt((1 - ab_s) * (ab_s - ab_t) / den)
         c_eps = (1 - eta**2) * ab_s * (1 - ab_t) + eta**2 * ab_t * (1 - ab_s)
         x = math.sqrt(ab_s) * x0 + math.sqrt((1 - ab_s) * c_eps / den) * eps
-        if sigma > 0:
-            x = x + sigma * torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype
-            )
+        x = _add_noise(x, sigma, generator)
     return x
+
+
+def _add_noise(x: torch.Tensor, std: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``x + std * N(0, I)`` (``x`` itself when std is 0), drawn from ``generator``."""
+    if std <= 0:
+        return x
+    return x + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def ddpm_sample(
@@ -159,11 +163,7 @@ def ddpm_sample(
             math.sqrt(ab_t / ab_s) * (1 - ab_s) / (1 - ab_t)
         ) * x
         var = b * (1 - ab_s) / (1 - ab_t)
-        x = mean
-        if var > 0:
-            x = x + math.sqrt(var) * torch.randn(
-                x.shape, generator=generator, device=x.device, dtype=x.dtype
-            )
+        x = _add_noise(mean, math.sqrt(var), generator)
     return x
 
 
