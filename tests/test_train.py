@@ -29,7 +29,7 @@ from phylaw.train import (
     train,
 )
 from phylaw.train.checkpoint import load_module, read_state
-from phylaw.train.config import micro_batch
+from phylaw.train.config import frame_indices, micro_batch
 from phylaw.train.distributed import step_rows
 from phylaw.train.loop import lr_at
 
@@ -376,3 +376,37 @@ def test_evaluator_gets_a_sample_function_and_its_scores_are_logged(split, tmp_p
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     scores = [json.loads(ln).get("eval/velocity_error_ood") for ln in lines]
     assert [s for s in scores if s is not None] == [1, 2]
+
+
+class _Oracle:
+    """A stand-in continuation: the ground truth itself, or its last condition frame frozen."""
+
+    def __init__(self, cfg, frozen=False):
+        self.frames, self.c, self.frozen = frame_indices(cfg), cfg.diffusion.cond_frames, frozen
+
+    def __call__(self, videos, seeds=None):
+        clip = videos[:, self.frames].copy()
+        if self.frozen:
+            clip[:, self.c :] = clip[:, self.c - 1 : self.c]
+        return clip
+
+
+def test_quick_evaluation_scores_the_oracle_at_the_floor_and_a_frozen_ball_at_its_speed(split):
+    from phylaw.train.quickeval import QuickEval
+
+    cfg = tiny(
+        split,
+        f"data.eval_id={split / 'ood'}",
+        f"data.eval_ood={split / 'ood'}",
+        "data.resolution_px=64",
+        "data.frame_stride=2",
+        "run.eval_videos=4",
+    )
+    quick = QuickEval(cfg)
+    oracle = quick(_Oracle(cfg), 0)
+    assert oracle["id/scored"] == 1.0 and oracle["id/velocity_error_mean"] < 0.01
+    frozen = quick(_Oracle(cfg, frozen=True), 0)
+    store, rows = quick.splits["ood"]
+    speed = np.abs(store.get(rows).params[:, 1]).mean()  # params: (radius, velocity)
+    assert frozen["ood/velocity_error_mean"] == pytest.approx(speed, rel=0.05)
+    assert frozen["ood_over_id"] == pytest.approx(1.0)

@@ -204,11 +204,20 @@ class RunConfig:
     keep_last: int = 3  # checkpoints kept
     sample_every: int = 5000  # steps between sample GIFs; 0 = none
     sample_count: int = 4  # videos per sample GIF
-    eval_every: int = 0  # steps between quick evaluations (needs an evaluator); 0 = none
+    eval_every: int = 0  # steps between quick evaluations (data.eval_id/eval_ood); 0 = none
+    eval_videos: int = 64  # videos per evaluation split in a quick evaluation
     max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this much time; 0 = none
 
     def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_last"):
+        for key in (
+            "steps",
+            "batch_size",
+            "grad_accum",
+            "log_every",
+            "ckpt_every",
+            "keep_last",
+            "eval_videos",
+        ):
             _positive(f"run.{key}", getattr(self, key))
         for key in ("threads", "sample_every", "sample_count", "eval_every", "max_minutes"):
             _positive(f"run.{key}", getattr(self, key), zero_ok=True)

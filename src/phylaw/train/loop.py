@@ -91,6 +91,7 @@ from phylaw.train.distributed import (
     shutdown,
 )
 from phylaw.train.ema import EMA
+from phylaw.train.quickeval import QuickEval
 
 __all__ = [
     "Codec",
@@ -589,7 +590,8 @@ def train(
     codec: the latent path's `Codec` (None: `codec_for(cfg)`, i.e. the identity in pixel space
     and the autoencoder run `space.autoencoder` in latent space);
     evaluator(sample_fn, step) -> {name: value}: called on rank 0 every `run.eval_every`
-    steps with a `Continuation` of the EMA network, its values logged as 'eval/<name>'.
+    steps with a `Continuation` of the EMA network, its values logged as 'eval/<name>'
+    (None: `QuickEval` on data.eval_id and data.eval_ood when run.eval_every is set).
     Works alone or under torchrun (`train.distributed`). Returns a `TrainResult`.
     """
     d = init_distributed(cfg.run.device)
@@ -658,6 +660,8 @@ def _train(cfg, run_dir, d: Dist, codec, evaluator, progress) -> TrainResult:
         codec.module.to(device)
     log = _Log(run_dir, start_step) if d.is_main else None
     samples = _sample_videos(cfg) if d.is_main and cfg.run.sample_every else {}
+    if evaluator is None and cfg.run.eval_every:  # on every rank: they meet at its barrier
+        evaluator = QuickEval(cfg) or None
     if d.is_main and start_step == 0:
         n = sum(p.numel() for p in model.parameters())
         print(
@@ -798,6 +802,10 @@ def _train(cfg, run_dir, d: Dist, codec, evaluator, progress) -> TrainResult:
                     if d.is_main:
                         scores = evaluator(continuation(), done)
                         log.scalars(done, {f"eval/{k}": float(v) for k, v in scores.items()})
+                        bar.write(
+                            f"step {done}: "
+                            + ", ".join(f"{k} {v:.4g}" for k, v in sorted(scores.items()))
+                        )
                     barrier(d)
 
                 out_of_time = cfg.run.max_minutes and elapsed > cfg.run.max_minutes * 60

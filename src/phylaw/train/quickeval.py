@@ -1,0 +1,81 @@
+"""Quick evaluation during training: the EMA model's velocity errors on a few ID and OOD videos.
+
+Every `run.eval_every` steps the training loop hands a `Continuation` to `QuickEval`, which
+continues `run.eval_videos` fixed videos of each evaluation split (`data.eval_id`,
+`data.eval_ood`; rows spread evenly over the split, so every OOD level is sampled), parses them
+with the evaluation package's public API and returns, per split, the mean of
+
+* ``velocity_error_mean``: |mean parsed vx - mean true vx|, the paper's headline metric;
+* ``velocity_error``: the paper's per-frame e;
+
+over the videos that could be scored, the fraction scored (``scored``; a video whose ball the
+parser cannot find in any generated frame is not), and ``ood_over_id`` (headline OOD / ID): the
+two numbers the paper's finding is about, watched while the model trains. Videos are rendered
+and parsed at `data.resolution_px`, on the clip's frames (`data.frames` every
+`data.frame_stride`), the first `diffusion.cond_frames` of them given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from phylaw.data.store import open_store
+from phylaw.eval.physics import evaluate_videos
+from phylaw.physics.state import Trajectory
+from phylaw.render.geometry import PixelGrid
+from phylaw.render.raster import render
+from phylaw.train.config import TrainConfig, frame_indices
+
+__all__ = ["QuickEval", "HEADLINE", "PER_FRAME"]
+
+HEADLINE, PER_FRAME = "velocity_error_mean", "velocity_error"
+
+
+def _mean(x: np.ndarray) -> float:
+    """Mean of the finite values (NaN when there are none: no video could be scored)."""
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else float("nan")
+
+
+def clip(truth: Trajectory, frames: list[int]) -> Trajectory:
+    """The trajectory at the clip's frames only."""
+    vel = None if truth.vel is None else truth.vel[:, frames]
+    return Trajectory(truth.times[frames], truth.pos[:, frames], vel, truth.bodies)
+
+
+class QuickEval:
+    """``evaluator(continuation, step) -> {"id/velocity_error_mean": ..., ...}`` for `train`."""
+
+    def __init__(self, cfg: TrainConfig, videos: int | None = None) -> None:
+        n = videos or cfg.run.eval_videos
+        self.cfg, self.frames = cfg, frame_indices(cfg)
+        self.grid = PixelGrid.square(cfg.data.resolution_px)
+        self.splits = {}
+        for name, root in (("id", cfg.data.eval_id), ("ood", cfg.data.eval_ood)):
+            if root:
+                store = open_store(root)
+                rows = np.unique(np.linspace(0, len(store) - 1, min(n, len(store))).astype(int))
+                self.splits[name] = (store, rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.splits)
+
+    def __call__(self, continuation, step: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, (store, rows) in self.splits.items():
+            truth = store.trajectory(rows)
+            videos = render(truth.pos, truth.bodies, self.grid)
+            generated = continuation(videos, seeds=store.get(rows).index)
+            metrics = evaluate_videos(
+                generated,
+                clip(truth, self.frames),
+                store.scenario,
+                self.grid,
+                self.cfg.diffusion.cond_frames,
+            )
+            for key in (HEADLINE, PER_FRAME):
+                out[f"{name}/{key}"] = _mean(metrics[key])
+            out[f"{name}/scored"] = float(np.isfinite(metrics[HEADLINE]).mean())
+        if "id" in self.splits and "ood" in self.splits:
+            out["ood_over_id"] = out[f"ood/{HEADLINE}"] / out[f"id/{HEADLINE}"]
+        return out
