@@ -117,3 +117,18 @@ def test_unusable_video_paths_give_one_line(split, tmp_path, capsys, make):
     code = main(["eval", "--videos", str(path), "--data", str(split.root)])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_videos_of_every_other_frame_are_scored_against_those_frames(split, tmp_path):
+    clip = list(range(0, 32, 2))
+    truth = BASELINES["oracle"](BaselineContext(split, 64, 3), np.arange(len(split)))
+    path = tmp_path / "clip.npz"
+    np.savez(path, videos=truth[:, clip], index=split.column("index"), frame_indices=clip)
+    source = open_source(path, split.column("index"))
+    result = evaluate(source, split, None, EvalConfig(floor=False, resamples=10), progress=False)
+    assert result.summary["frame_indices"] == clip and not result.failures
+    e = result.summary["overall"]["metrics"]["velocity_error"]
+    assert e["count"] > 0 and e["mean"] < 0.01  # ground truth at the clip's own times
+    np.savez(path, videos=truth[:, clip], index=split.column("index"))  # which frames? unknown
+    with pytest.raises(Exception, match="has 16 frames, the split has 32"):
+        evaluate(open_source(path, split.column("index")), split, None, EvalConfig(floor=False))

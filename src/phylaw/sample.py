@@ -284,6 +284,7 @@ def _listing(store: Store, states, ids: np.ndarray, record: dict) -> dict:
         "resolution_px": record["resolution_px"],
         "fps": record["fps"],
         "frame_times_s": record["frame_times_s"],
+        "frame_indices": record["frame_indices"],
         "param_names": store.manifest["param_names"],
         "videos": [
             {

@@ -17,7 +17,7 @@ Bad videos never stop the run: each becomes a failure and the rest is scored.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class EvalConfig:
     floor: bool = True  # compute the parse floor beside the result
     fidelity: bool = False  # also PSNR and SSIM against the ground truth (slower)
     resolution: int | None = None  # frame size for a predict callable
+    frames: tuple[int, ...] | None = None  # split frames the videos hold (None: the source's
+    # own record, e.g. phylaw sample's frame_indices, else all of them)
     resamples: int = 1000  # bootstrap resamples
     seed: int = 0
 
@@ -66,6 +68,8 @@ def _score_batch(store: Store, rows: np.ndarray, videos: np.ndarray, cfg: EvalCo
     b, t, h, w, _ = videos.shape
     grid = PixelGrid(w, h)
     truth = store.trajectory(rows)
+    if cfg.frames is not None:
+        truth = truth.at_frames(list(cfg.frames))
     parsed = parse_videos(videos, store_colours(store), grid, count_blobs=True)
     metrics = physics_metrics(parsed, truth, store.scenario, cfg.num_cond_frames)
     flags = plausibility_matrix(parsed, videos, num_cond_frames=cfg.num_cond_frames)
@@ -83,8 +87,8 @@ def _score_batch(store: Store, rows: np.ndarray, videos: np.ndarray, cfg: EvalCo
 def _batches(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failures: list):
     """Yield (rows, videos) batches of equal frame size; record failures on the way."""
     ids = store.column("index")
-    t = store.manifest["num_frames"]
-    c = cfg.num_cond_frames
+    t = store.manifest["num_frames"] if cfg.frames is None else len(cfg.frames)
+    cond_frames = list(range(t) if cfg.frames is None else cfg.frames)[: cfg.num_cond_frames]
     for b0 in range(0, len(rows), cfg.batch):
         part = rows[b0 : b0 + cfg.batch]
         if callable(source):
@@ -92,7 +96,7 @@ def _batches(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failures: 
             if not res:
                 raise PhylawError("scoring a predict callable needs EvalConfig(resolution=...)")
             cond = store.get(part)
-            frames = render(cond.pos[:, :c], store.bodies(cond), PixelGrid(res, res))
+            frames = render(cond.pos[:, cond_frames], store.bodies(cond), PixelGrid(res, res))
             try:
                 videos = predict_videos(source, frames, t)
             except PhylawError as e:
@@ -119,6 +123,15 @@ def evaluate(
 ) -> EvalResult:
     """Score ``source`` (a ``VideoSource`` or a ``predict`` callable) on the split ``data``."""
     store = data if isinstance(data, Store) else open_store(data)
+    if cfg.frames is None and getattr(source, "frame_indices", None) is not None:
+        cfg = replace(cfg, frames=source.frame_indices)
+    if cfg.frames is not None:
+        bad = [f for f in cfg.frames if not 0 <= f < store.manifest["num_frames"]]
+        if bad or len(cfg.frames) <= cfg.num_cond_frames:
+            raise PhylawError(
+                f"frames {list(cfg.frames)} do not fit the split's "
+                f"{store.manifest['num_frames']} frames and {cfg.num_cond_frames} condition frames"
+            )
     n = len(store) if cfg.limit is None else min(cfg.limit, len(store))
     rows = np.arange(n)
     failures: list[Failure] = list(getattr(source, "duplicates", []))
@@ -146,6 +159,7 @@ def evaluate(
         videos=int(len(scored_rows)),
         failures=len(failures),
         num_cond_frames=cfg.num_cond_frames,
+        frame_indices=None if cfg.frames is None else list(cfg.frames),
     )
     if cfg.floor:
         codec = isinstance(source, FolderSource) and any(

@@ -15,6 +15,7 @@ the rest is evaluated.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class VideoSource:
     """Base class: ``ids()`` available, ``read(ids, num_frames)`` -> (ids, videos, failures)."""
 
     name = "videos"
+    frame_indices: tuple[int, ...] | None = None  # the split's frames the videos hold (None: all)
 
     def ids(self) -> np.ndarray:
         raise NotImplementedError
@@ -104,6 +106,13 @@ class FolderSource(VideoSource):
                 f"{root} holds no video files named by id ({', '.join(EXTENSIONS)});"
                 " name them like 0000042.mp4"
             )
+        listing = root / "videos.json"
+        if listing.is_file():  # written by phylaw sample / data export: which frames
+            try:
+                frames = json.loads(listing.read_text()).get("frame_indices")
+            except (OSError, ValueError, AttributeError) as e:
+                raise PhylawError(f"cannot read {listing} ({e})") from None
+            self.frame_indices = None if frames is None else tuple(int(f) for f in frames)
 
     def ids(self) -> np.ndarray:
         return np.array(sorted(self.files), dtype=np.int64)
@@ -137,6 +146,8 @@ class ArraySource(VideoSource):
                         )
                     self.videos = z["videos"]
                     index = z["index"] if "index" in z else None
+                    if "frame_indices" in z:  # written by phylaw sample: which frames
+                        self.frame_indices = tuple(int(f) for f in z["frame_indices"])
             else:
                 self.videos, index = self._hdf5(path)
         except (OSError, ValueError) as e:

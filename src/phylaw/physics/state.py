@@ -92,6 +92,12 @@ class Trajectory:
         vel = None if self.vel is None else self.vel[idx]
         return Trajectory(self.times, self.pos[idx], vel, self.bodies[idx])
 
+    def at_frames(self, frames) -> Trajectory:
+        """The same scenes at the frames ``frames`` (indices into T) only."""
+        frames = np.asarray(frames)
+        vel = None if self.vel is None else self.vel[:, frames]
+        return Trajectory(self.times[frames], self.pos[:, frames], vel, self.bodies)
+
 
 def discs(size: np.ndarray, colours: tuple[Colour, ...]) -> Bodies:
     """Bodies that are all discs: ``size`` [B, N] radii, one colour per body slot."""

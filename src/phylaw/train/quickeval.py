@@ -21,7 +21,6 @@ import numpy as np
 
 from phylaw.data.store import open_store
 from phylaw.eval.physics import evaluate_videos
-from phylaw.physics.state import Trajectory
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
 from phylaw.train.config import TrainConfig, frame_indices
@@ -35,12 +34,6 @@ def _mean(x: np.ndarray) -> float:
     """Mean of the finite values (NaN when there are none: no video could be scored)."""
     x = x[np.isfinite(x)]
     return float(x.mean()) if x.size else float("nan")
-
-
-def clip(truth: Trajectory, frames: list[int]) -> Trajectory:
-    """The trajectory at the clip's frames only."""
-    vel = None if truth.vel is None else truth.vel[:, frames]
-    return Trajectory(truth.times[frames], truth.pos[:, frames], vel, truth.bodies)
 
 
 class QuickEval:
@@ -68,7 +61,7 @@ class QuickEval:
             generated = continuation(videos, seeds=store.get(rows).index)
             metrics = evaluate_videos(
                 generated,
-                clip(truth, self.frames),
+                truth.at_frames(self.frames),
                 store.scenario,
                 self.grid,
                 self.cfg.diffusion.cond_frames,
