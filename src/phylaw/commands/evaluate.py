@@ -4,10 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
-
-from phylaw import PhylawError
 from phylaw.commands import add_command
 
 
@@ -36,50 +32,18 @@ def _eval(args) -> None:
         print(f"\nwrote {Path(args.out) / 'videos.jsonl'} and {Path(args.out) / 'summary.json'}")
 
 
-def write_videos(out: Path, ids: np.ndarray, videos: np.ndarray, fmt: str) -> None:
-    """Write videos [B, T, H, W, 3] as ``{id:07d}.npz`` (compressed, exact) or ``.mp4`` files."""
-    import io
-
-    from phylaw.data.store import atomic_write_bytes
-    from phylaw.data.video import encode_mp4
-
-    for vid, video in zip(ids.tolist(), videos, strict=True):
-        if fmt == "mp4":
-            atomic_write_bytes(out / f"{vid:07d}.mp4", encode_mp4(video))
-        else:
-            buf = io.BytesIO()
-            np.savez_compressed(buf, video=video)
-            atomic_write_bytes(out / f"{vid:07d}.npz", buf.getvalue())
-
-
 def _baseline(args) -> None:
     from phylaw.data.store import open_store
-    from phylaw.eval.baselines import BaselineContext, get_baseline
+    from phylaw.eval.baselines import BaselineContext, get_baseline, write_baseline
 
-    produce = get_baseline(args.name)
+    get_baseline(args.name)  # an unknown name fails before any split is read
     store = open_store(args.data)
     train = open_store(args.train) if args.train else None
     ctx = BaselineContext(store, args.resolution, args.cond_frames, train)
-    if args.resolution < 8 or (args.format == "mp4" and args.resolution % 2):
-        raise PhylawError("--resolution must be >= 8 (and even for mp4)")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PhylawError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
-    ids = store.column("index")
-    n = len(store) if args.limit is None else min(args.limit, len(store))
-    ext = "mp4" if args.format == "mp4" else "npz"
-    done = {int(p.stem) for p in out.glob(f"*.{ext}") if p.stem.isdigit()}
-    todo = np.array([r for r in range(n) if int(ids[r]) not in done], dtype=np.int64)
-    with tqdm(total=n, initial=n - len(todo), unit="video", desc=args.name) as bar:
-        for b0 in range(0, len(todo), 64):
-            rows = todo[b0 : b0 + 64]
-            write_videos(out, ids[rows], produce(ctx, rows), args.format)
-            bar.update(len(rows))
+    n = write_baseline(args.name, ctx, args.out, args.limit, args.format)
     print(
-        f"wrote {n} {args.name} videos to {out}; score them with "
-        f"'phylaw eval --videos {out} --data {args.data}'"
+        f"wrote {n} {args.name} videos to {args.out}; score them with "
+        f"'phylaw eval --videos {args.out} --data {args.data}'"
     )
 
 

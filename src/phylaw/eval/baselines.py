@@ -15,13 +15,17 @@ Every baseline sees the first ``c`` frames of a ground-truth video and returns t
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from phylaw import PhylawError
-from phylaw.data.store import Store
+from phylaw.data.store import Store, atomic_write_bytes
+from phylaw.data.video import encode_mp4
 from phylaw.eval.parse import parse_videos
 from phylaw.physics.state import Bodies, Colour, Shape
 from phylaw.render.geometry import PixelGrid
@@ -148,3 +152,47 @@ def get_baseline(name: str) -> Callable[[BaselineContext, np.ndarray], np.ndarra
         raise PhylawError(
             f"unknown baseline {name!r}; choose one of: {', '.join(BASELINES)}"
         ) from None
+
+
+def write_videos(out: Path, ids: np.ndarray, videos: np.ndarray, fmt: str = "npz") -> None:
+    """Write videos [B, T, H, W, 3] as ``{id:07d}.npz`` (compressed, exact) or ``.mp4`` files."""
+    for vid, video in zip(ids.tolist(), videos, strict=True):
+        if fmt == "mp4":
+            atomic_write_bytes(out / f"{vid:07d}.mp4", encode_mp4(video))
+        else:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, video=video)
+            atomic_write_bytes(out / f"{vid:07d}.npz", buf.getvalue())
+
+
+def write_baseline(
+    name: str,
+    ctx: BaselineContext,
+    out: str | Path,
+    limit: int | None = None,
+    fmt: str = "npz",
+    batch: int = 64,
+    progress: bool = True,
+) -> int:
+    """Write baseline ``name``'s videos of the first ``limit`` videos of ``ctx.store`` into
+    ``out`` as ``{id}.npz|mp4`` (what ``phylaw eval`` reads); videos already there are kept, so
+    an interrupted call resumes. Returns the number of videos."""
+    produce = get_baseline(name)
+    if ctx.resolution < 8 or (fmt == "mp4" and ctx.resolution % 2):
+        raise PhylawError("the resolution must be >= 8 px (and even for mp4)")
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PhylawError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
+    ids = ctx.store.column("index")
+    n = len(ctx.store) if limit is None else min(limit, len(ctx.store))
+    ext = "mp4" if fmt == "mp4" else "npz"
+    done = {int(p.stem) for p in out.glob(f"*.{ext}") if p.stem.isdigit()}
+    todo = np.array([r for r in range(n) if int(ids[r]) not in done], dtype=np.int64)
+    with tqdm(total=n, initial=n - len(todo), unit="video", desc=name, disable=not progress) as bar:
+        for b0 in range(0, len(todo), batch):
+            rows = todo[b0 : b0 + batch]
+            write_videos(out, ids[rows], produce(ctx, rows), fmt)
+            bar.update(len(rows))
+    return n
