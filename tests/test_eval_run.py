@@ -132,3 +132,21 @@ def test_videos_of_every_other_frame_are_scored_against_those_frames(split, tmp_
     np.savez(path, videos=truth[:, clip], index=split.column("index"))  # which frames? unknown
     with pytest.raises(Exception, match="has 16 frames, the split has 32"):
         evaluate(open_source(path, split.column("index")), split, None, EvalConfig(floor=False))
+
+
+def test_baselines_on_a_clip_of_every_other_frame_are_scored_on_that_clip(split, tmp_path):
+    from phylaw.eval.baselines import write_baseline
+
+    clip = tuple(range(0, 32, 2))
+    ctx = BaselineContext(split, 64, 3, frames=clip)
+    out = {}
+    for name in ("constant-velocity", "copy-last"):
+        write_baseline(name, ctx, tmp_path / name, progress=False)
+        source = open_source(tmp_path / name, split.column("index"))
+        assert source.frame_indices == clip
+        cfg = EvalConfig(floor=False, resamples=10)
+        out[name] = evaluate(source, split, None, cfg, progress=False).summary
+    assert out["copy-last"]["frame_indices"] == list(clip)
+    e = {k: s["overall"]["metrics"]["velocity_error"]["mean"] for k, s in out.items()}
+    speed = np.abs(split.column("params")[:, 1]).mean()
+    assert e["constant-velocity"] < 0.05 < speed / 2 < e["copy-last"]

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError
-from phylaw.data.store import Store, atomic_write_bytes
+from phylaw.data.store import Store, atomic_write_bytes, write_json
 from phylaw.data.video import encode_mp4
 from phylaw.eval.parse import parse_videos
 from phylaw.physics.state import Bodies, Colour, Shape
@@ -42,6 +42,14 @@ class BaselineContext:
     train: Store | None = None
     feature_px: int = 32  # nearest-case: resolution of the condition-frame features
     train_chunk: int = 4096  # nearest-case: training videos compared at once
+    frames: tuple[int, ...] | None = None  # the split's frames to produce (None: all)
+
+    @property
+    def clip(self) -> np.ndarray:
+        """Indices of the split's frames a produced video holds."""
+        if self.frames is None:
+            return np.arange(self.store.manifest["num_frames"])
+        return np.asarray(self.frames, dtype=np.int64)
 
     @property
     def grid(self) -> PixelGrid:
@@ -52,15 +60,16 @@ class BaselineContext:
         return tuple(Colour(c) for c in self.store.manifest["bodies"]["colour"])
 
 
-def render_rows(store: Store, rows: np.ndarray, grid: PixelGrid, frames: slice = slice(None)):
-    """Ground-truth videos of ``rows`` (the frames in ``frames``), uint8 [B, T', H, W, 3]."""
+def render_rows(store: Store, rows: np.ndarray, grid: PixelGrid, frames=slice(None)):
+    """Ground-truth videos of ``rows`` (the frames ``frames``: slice or indices), uint8
+    [B, T', H, W, 3]."""
     batch = store.get(rows)
     return render(batch.pos[:, frames], store.bodies(batch), grid)
 
 
 def oracle(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
     """The ground-truth videos."""
-    return render_rows(ctx.store, rows, ctx.grid)
+    return render_rows(ctx.store, rows, ctx.grid, ctx.clip)
 
 
 def copy_last(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
@@ -76,7 +85,7 @@ def constant_velocity(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
     c = ctx.num_cond_frames
     video = oracle(ctx, rows)
     parsed = parse_videos(video[:, :c], ctx.colours, ctx.grid)
-    t = ctx.store.times
+    t = ctx.store.times[ctx.clip]
     tc = t[:c] - t[:c].mean()
     with np.errstate(invalid="ignore"):
         centre = np.nanmean(parsed.pos, axis=1)  # [B, K, 2]
@@ -98,9 +107,9 @@ def constant_velocity(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
     return video
 
 
-def _features(store: Store, rows: np.ndarray, c: int, px: int) -> np.ndarray:
-    """Condition frames of ``rows`` at ``px`` resolution as float32 vectors [B, c*px*px*3]."""
-    frames = render_rows(store, rows, PixelGrid(px, px), slice(0, c))
+def _features(store: Store, rows: np.ndarray, frames: np.ndarray, px: int) -> np.ndarray:
+    """Frames ``frames`` of ``rows`` at ``px`` resolution as float32 vectors [B, c*px*px*3]."""
+    frames = render_rows(store, rows, PixelGrid(px, px), frames)
     return frames.reshape(len(rows), -1).astype(np.float32) / 255.0
 
 
@@ -109,7 +118,7 @@ def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np
     distance between them (both [B]). Exact search, chunked over the training split."""
     if ctx.train is None:
         raise PhylawError("the nearest-case baseline needs a training split: pass --train DIR")
-    c, px = ctx.num_cond_frames, ctx.feature_px
+    c, px = ctx.clip[: ctx.num_cond_frames], ctx.feature_px
     query = _features(ctx.store, rows, c, px)  # [B, D]
     q2 = (query**2).sum(1)
     best = np.full(len(rows), np.inf)
@@ -132,7 +141,7 @@ def nearest_case(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
     c = ctx.num_cond_frames
     video = oracle(ctx, rows)
     match, _ = nearest_rows(ctx, rows)
-    video[:, c:] = render_rows(ctx.train, match, ctx.grid, slice(c, None))
+    video[:, c:] = render_rows(ctx.train, match, ctx.grid, ctx.clip[c:])
     return video
 
 
@@ -185,6 +194,8 @@ def write_baseline(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PhylawError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
+    if ctx.frames is not None:  # tells phylaw eval which of the split's frames these are
+        write_json(out / "videos.json", {"baseline": name, "frame_indices": list(ctx.frames)})
     ids = ctx.store.column("index")
     n = len(ctx.store) if limit is None else min(limit, len(ctx.store))
     ext = "mp4" if fmt == "mp4" else "npz"

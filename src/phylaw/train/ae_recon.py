@@ -1,0 +1,55 @@
+"""Table 3 of the paper for a trained autoencoder: does reconstruction keep the physics?
+
+The velocity error of reconstructed ground-truth videos beside the parse floor (the error of
+the ground-truth videos themselves under the same parser; the paper's "Ground Truth Error").
+The paper's ratio recon / floor is 1.06 for its VAE. ``error`` is the headline
+``velocity_error_mean`` (|mean parsed v - v|), ``per_frame_error`` the paper's e.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from phylaw.data.dataset import VideoDataset
+from phylaw.eval.physics import VideoMetrics, evaluate_videos
+from phylaw.models.autoencoder import crop_frames, pad_frames
+from phylaw.render.geometry import PixelGrid
+from phylaw.train.ae import load_autoencoder, to_model_video
+
+__all__ = ["measure", "reconstruct"]
+
+
+@torch.no_grad()
+def reconstruct(ae, video: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> reconstructed uint8 [B, T, H, W, 3] (posterior mean)."""
+    x = to_model_video(video)
+    t = x.shape[2]
+    z = ae.encode(pad_frames(x, ae.cfg.temporal_factor)).mean
+    y = crop_frames(ae.decode(z), t)
+    y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return y.permute(0, 2, 3, 4, 1)
+
+
+def measure(run: Path, eval_dir: Path, resolution: int, batch: int = 8) -> dict:
+    """The Table-3 numbers of the autoencoder in `run` on the split in `eval_dir`."""
+    ae = load_autoencoder(run)
+    ds = VideoDataset(eval_dir, resolution)
+    grid = PixelGrid.square(resolution)
+    metrics: dict[str, list] = {"gt": [], "recon": []}
+    for i in range(0, len(ds), batch):
+        rows = np.arange(i, min(i + batch, len(ds)))
+        video = ds.render_rows(rows)["video"]
+        truth = ds.store.trajectory(rows)
+        for key, v in (("gt", video), ("recon", reconstruct(ae, video))):
+            metrics[key].append(evaluate_videos(v.numpy(), truth, ds.store.scenario, grid))
+    out: dict[str, float | int] = {"videos": len(ds)}
+    for key, parts in metrics.items():
+        m = VideoMetrics.concat(parts)
+        out[f"{key}_error"] = float(np.nanmean(m["velocity_error_mean"]))
+        out[f"{key}_per_frame_error"] = float(np.nanmean(m["velocity_error"]))
+    out["ratio"] = out["recon_error"] / out["gt_error"]
+    out["per_frame_ratio"] = out["recon_per_frame_error"] / out["gt_per_frame_error"]
+    return out
