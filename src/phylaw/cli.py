@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from phylaw import PhylawError, __version__
-from phylaw.commands import EXIT_USER_ERROR, Parser, add_command, formatter
+from phylaw.commands import EXIT_USER_ERROR, Parser, formatter
 from phylaw.commands import autoencoder as ae_commands
 from phylaw.commands import data as data_commands
 from phylaw.commands import evaluate as eval_commands
+from phylaw.commands import experiment as experiment_commands
 from phylaw.commands import train as train_commands
 
 EXIT_INTERRUPTED = 130
-
-
-def _quickstart(args) -> None:
-    from phylaw.quickstart import quickstart
-
-    quickstart(args.out, minutes=args.minutes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,21 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    q = add_command(
-        sub,
-        "quickstart",
-        "the main job on a laptop: data, a small model, evaluation, report",
-        "  phylaw quickstart\n  phylaw quickstart --out qs --minutes 30",
-        _quickstart,
-    )
-    q.add_argument(
-        "--out",
-        type=Path,
-        default=Path("phylaw-quickstart"),
-        help="working directory (default: ./phylaw-quickstart); re-run to resume",
-    )
-    q.add_argument("--minutes", type=float, default=None, help="training time budget")
-    for module in (data_commands, train_commands, ae_commands, eval_commands):
+    for module in (experiment_commands, data_commands, train_commands, ae_commands, eval_commands):
         module.register(sub)
     return parser
 

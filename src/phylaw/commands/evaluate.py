@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phylaw import PhylawError
 from phylaw.commands import add_command
 
 
@@ -39,7 +40,21 @@ def _baseline(args) -> None:
     get_baseline(args.name)  # an unknown name fails before any split is read
     store = open_store(args.data)
     train = open_store(args.train) if args.train else None
-    ctx = BaselineContext(store, args.resolution, args.cond_frames, train)
+    frames = None
+    if args.frames is not None or args.frame_stride != 1:
+        count = args.frames or store.manifest["num_frames"] // args.frame_stride
+        frames = tuple(range(0, count * args.frame_stride, args.frame_stride))
+        if (
+            args.frame_stride < 1
+            or count <= args.cond_frames
+            or frames[-1] >= store.manifest["num_frames"]
+        ):
+            raise PhylawError(
+                f"--frames {count} every --frame-stride {args.frame_stride} does not fit the "
+                f"split's {store.manifest['num_frames']} frames and {args.cond_frames} "
+                "condition frames"
+            )
+    ctx = BaselineContext(store, args.resolution, args.cond_frames, train, frames=frames)
     n = write_baseline(args.name, ctx, args.out, args.limit, args.format)
     print(
         f"wrote {n} {args.name} videos to {args.out}; score them with "
@@ -88,6 +103,15 @@ def register(sub) -> None:
     b.add_argument("--resolution", type=int, default=128, help="pixels (default: 128)")
     b.add_argument("--cond-frames", type=int, default=3, help="condition frames (default: 3)")
     b.add_argument("--limit", type=int, default=None, help="only the first N videos")
+    b.add_argument(
+        "--frames", type=int, default=None, help="frames per video (default: all of the split's)"
+    )
+    b.add_argument(
+        "--frame-stride",
+        type=int,
+        default=1,
+        help="take every Nth frame of the split, as a model trained with data.frame_stride",
+    )
     b.add_argument(
         "--format",
         choices=["npz", "mp4"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,19 @@ def tile(videos: np.ndarray, columns: int, gap_px: int = 2) -> np.ndarray:
             videos[k]
         )
     return out
+
+
+def side_by_side(truth: np.ndarray, generated: np.ndarray, min_px: int = 64) -> np.ndarray:
+    """[N, T, H, W, 3] ground truth and generated -> one [T, N*(H+2)-2, 2W+2, 3] panel video
+    (ground truth left, generated right, grey separators), nearest-upscaled to >= `min_px`."""
+    k = max(1, math.ceil(min_px / truth.shape[2]))
+    rows = []
+    for a, b in zip(truth, generated, strict=True):
+        a, b = (np.repeat(np.repeat(v, k, axis=1), k, axis=2) for v in (a, b))
+        sep = np.full((a.shape[0], a.shape[1], 2, 3), 128, np.uint8)
+        rows.append(np.concatenate([a, sep, b], axis=2))
+        rows.append(np.full((a.shape[0], 2, rows[-1].shape[2], 3), 128, np.uint8))
+    return np.concatenate(rows[:-1], axis=1)
 
 
 def render_rows(store: Store, rows: np.ndarray, resolution: int) -> np.ndarray:

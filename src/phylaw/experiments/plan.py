@@ -53,19 +53,23 @@ class Stage:
 
 @dataclass(frozen=True)
 class Plan:
-    """What an experiment runs, in order, and how its report is drawn.
-
-    ``figures(results) -> [(title, matplotlib Figure)]``: the experiment's plots, drawn from
-    ``results`` (stage name -> its directory, every stage finished).
-    """
+    """What an experiment runs, in order, and what its report shows."""
 
     name: str
     title: str
     scale: str
     note: str  # what this scale changes from the paper, said in the report
     stages: tuple[Stage, ...]
+    # the report: methods compared in its tables, {label: {"id"|"ood": evaluate stage name}};
+    # showcase videos, (label, sample stage, its evaluate stage, its data stage);
+    # verdict(summaries) -> (text, reproduced or None), summaries shaped like `methods`;
+    # figures(paths) -> [(caption, matplotlib Figure)], paths: stage name -> directory;
+    # tables(paths) -> [eval.report.Table]: the plan's own tables
+    methods: dict[str, dict[str, str]] = field(default_factory=dict)
+    showcase: tuple[tuple[str, str, str, str], ...] = ()
+    verdict: Callable[[dict], tuple[str, bool | None]] | None = None
     figures: Callable[[dict], list] | None = None
-    headline: tuple[str, ...] = ()  # names of evaluate stages for the report's table
+    tables: Callable[[dict], list] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

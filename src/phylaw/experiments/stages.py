@@ -12,7 +12,8 @@ Stage configs (all JSON):
 * train: preset, sets (``--set`` strings), minutes (0: none), gpus (for the launch command);
   inputs train (and eval_id / eval_ood for the quick evaluation);
 * sample: steps, limit; inputs run, data;
-* baseline: name, resolution, frames (split frames, e.g. every other), limit; inputs data
+* baseline: name, resolution, frames and frame_stride (the clip: ``frames`` of the split's
+  frames every ``frame_stride``; default all), limit; inputs data
   (and train for nearest-case);
 * evaluate: limit; inputs videos (a sample or baseline stage), data;
 * train-ae: preset, sets, minutes; input train; ae-recon: resolution; inputs ae, data.
@@ -24,15 +25,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from phylaw import PhylawError
 from phylaw.experiments.plan import Stage
 
 __all__ = ["EXECUTORS", "command", "run_stage"]
 
 
-class Interrupted(Exception):
+class Interrupted(KeyboardInterrupt):
     """A stage stopped before it finished (Ctrl-C): its directory holds a resumable state."""
 
 
@@ -50,13 +49,22 @@ def _data(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> d
     return {"videos": len(store)}
 
 
+# train stage input role -> the config field it sets
+TRAIN_INPUTS = {
+    "train": "data.train",
+    "eval_id": "data.eval_id",
+    "eval_ood": "data.eval_ood",
+    "autoencoder": "space.autoencoder",
+}
+
+
 def train_config(stage: Stage, inputs: dict[str, Path]):
     """The resolved `TrainConfig` of a train stage."""
     from phylaw.train.config import override
     from phylaw.train.presets import get_preset
 
     c = stage.config
-    sets = [f"data.{role}={path}" for role, path in sorted(inputs.items())]
+    sets = [f"{TRAIN_INPUTS[role]}={path}" for role, path in sorted(inputs.items())]
     if c.get("minutes"):
         sets.append(f"run.max_minutes={c['minutes']}")
     return override(get_preset(c["preset"]), list(c.get("sets", ())) + sets)
@@ -89,18 +97,23 @@ def _baseline(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) 
     c = stage.config
     store = open_store(inputs["data"])
     train = open_store(inputs["train"]) if "train" in inputs else None
-    frames = c.get("frames")
     ctx = BaselineContext(
-        store, c["resolution"], c.get("cond_frames", 3), train, frames=frames and tuple(frames)
+        store, c["resolution"], c.get("cond_frames", 3), train, frames=clip_frames(c)
     )
     n = write_baseline(c["name"], ctx, out / "videos", c.get("limit"), progress=progress)
     return {"videos": n}
 
 
+def clip_frames(c: dict) -> tuple[int, ...] | None:
+    """The split frames of a baseline stage: ``frames`` of them every ``frame_stride``."""
+    if not c.get("frames"):
+        return None
+    return tuple(range(0, c["frames"] * c.get("frame_stride", 1), c.get("frame_stride", 1)))
+
+
 def videos_path(stage_dir: Path) -> Path:
-    """Where a sample or baseline stage keeps its videos."""
-    npz = stage_dir / "videos.npz"
-    return npz if npz.exists() else stage_dir / "videos"
+    """Where a sample stage (videos.npz) or a baseline stage (a folder) keeps its videos."""
+    return stage_dir / ("videos.npz" if stage_dir.name.startswith("sample-") else "videos")
 
 
 def _evaluate(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
@@ -170,7 +183,9 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
         )
     if stage.kind == "train":
         sets = "".join(f" --set {_q(s)}" for s in c.get("sets", ()))
-        sets += "".join(f" --set data.{r}={p}" for r, p in sorted(i.items()) if r != "train")
+        sets += "".join(
+            f" --set {TRAIN_INPUTS[r]}={p}" for r, p in sorted(i.items()) if r != "train"
+        )
         gpus = c.get("gpus", 0)
         head = (
             f"torchrun --standalone --nproc_per_node {gpus} -m phylaw.cli train"
@@ -185,6 +200,8 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
     if stage.kind == "baseline":
         train = f" --train {i['train']}" if "train" in i else ""
         extra = f" --limit {c['limit']}" if c.get("limit") else ""
+        if c.get("frames"):
+            extra += f" --frames {c['frames']} --frame-stride {c.get('frame_stride', 1)}"
         return (
             f"phylaw baseline {c['name']} --data {i['data']} --out {_q(out / 'videos')} "
             f"--resolution {c['resolution']}{train}{extra}"
@@ -202,17 +219,3 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
             f"--resolution {c['resolution']}"
         )
     raise PhylawError(f"no command for stage kind {stage.kind!r}")
-
-
-def level_names(summary: dict) -> list[str]:
-    """The groups of an evaluation summary in table order: 'all', then each level."""
-    return ["all", *summary.get("levels", {})]
-
-
-def group_stats(summary: dict, group: str, metric: str) -> dict | None:
-    """Stats (count, mean, ci_low, ci_high, ...) of one metric in one group of a summary."""
-    g = summary["overall"] if group == "all" else summary.get("levels", {}).get(group)
-    if not g:
-        return None
-    stats = g["metrics"].get(metric)
-    return stats if stats and stats.get("mean") is not None and np.isfinite(stats["mean"]) else None

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 
 from phylaw import PhylawError
 from phylaw.data.dataset import RenderLoader, VideoDataset
+from phylaw.data.info import side_by_side
 from phylaw.data.store import atomic_write_bytes, open_store, read_json, write_json
 from phylaw.data.video import encode_gif
 from phylaw.diffusion import (
@@ -465,19 +466,6 @@ class _Log:
 
     def close(self) -> None:
         self.tb.close()
-
-
-def side_by_side(truth: np.ndarray, generated: np.ndarray, min_px: int = 64) -> np.ndarray:
-    """[N, T, H, W, 3] ground truth and generated -> one [T, N*(H+2)-2, 2W+2, 3] panel video
-    (ground truth left, generated right, grey separators), nearest-upscaled to >= `min_px`."""
-    k = max(1, math.ceil(min_px / truth.shape[2]))
-    rows = []
-    for a, b in zip(truth, generated, strict=True):
-        a, b = (np.repeat(np.repeat(v, k, axis=1), k, axis=2) for v in (a, b))
-        sep = np.full((a.shape[0], a.shape[1], 2, 3), 128, np.uint8)
-        rows.append(np.concatenate([a, sep, b], axis=2))
-        rows.append(np.full((a.shape[0], 2, rows[-1].shape[2], 3), 128, np.uint8))
-    return np.concatenate(rows[:-1], axis=1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""``phylaw quickstart``: the paper's first finding, from nothing, on a 2-core laptop.
+
+Uniform motion (a ball at constant speed). The CPU preset (`train.presets.cpu_uniform`) is
+trained from scratch on the 30K training split for ``minutes``; it continues the ID and OOD
+evaluation videos from their first 3 frames; the continuations, three baselines (the last
+condition frame frozen, constant-velocity extrapolation, the nearest training case) and the
+ground truth (the parse floor) are scored from pixels; the report says whether the paper's
+finding holds at this scale: in distribution, the model's |mean parsed v - true v| is small
+(target <= 0.1 world units/s); out of distribution it is far larger (target >= 5x).
+
+Everything is a stage of an experiment plan (`experiments.runner`): re-running the command
+skips finished stages and resumes the interrupted one.
+"""
+
+from __future__ import annotations
+
+from phylaw.experiments.plan import Plan, Stage
+from phylaw.train.presets import get_preset
+
+__all__ = ["ID_TARGET", "OOD_FACTOR", "plan", "verdict"]
+
+ID_TARGET = 0.1  # world units/s: the ID headline error the quickstart should reach
+OOD_FACTOR = 5.0  # OOD / ID headline error the paper's finding implies at least
+PRESET = "cpu-uniform"
+EVAL_SIZES = {"eval-id": 256, "eval-ood": 384}  # 128 videos per OOD level
+BASELINES = ("copy-last", "constant-velocity", "nearest-case")
+
+
+def verdict(summaries: dict[str, dict[str, dict]]) -> tuple[str, bool | None]:
+    """The finding in words from the model's and the floor's ID and OOD headline errors."""
+    model = summaries.get("model", {})
+    floor = None
+    try:
+        id_e = model["id"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
+        ood_e = model["ood"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
+        floor = model["id"]["floor"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
+    except (KeyError, TypeError):
+        id_e = ood_e = None
+    if id_e is None or ood_e is None or floor is None:
+        return (
+            "Not reproduced: the model's videos could not be scored on the headline metric "
+            "(the parser found no ball in their generated frames; see the tables and videos). "
+            "Train longer with --minutes.",
+            False,
+        )
+    ratio = ood_e / id_e if id_e else float("inf")
+    ok = id_e <= ID_TARGET and ratio >= OOD_FACTOR
+    numbers = (
+        f"in distribution the model's |mean parsed velocity - true velocity| is {id_e:.3f} "
+        f"world units/s (parse floor of the ground truth: {floor:.4f}); out of distribution it "
+        f"is {ood_e:.3f}, {ratio:.1f} times the ID error."
+    )
+    if ok:
+        return (
+            "Reproduced at this scale: " + numbers + " The model continues uniform motion "
+            "within the training ranges and fails outside them, as in the paper "
+            f"(targets: ID <= {ID_TARGET}, OOD >= {OOD_FACTOR:g}x ID).",
+            True,
+        )
+    missed = []
+    if id_e > ID_TARGET:
+        missed.append(f"the ID error is above {ID_TARGET} (train longer: --minutes)")
+    if ratio < OOD_FACTOR:
+        missed.append(f"OOD is less than {OOD_FACTOR:g}x ID")
+    return "Not reproduced at this scale: " + numbers + " Missed: " + "; ".join(missed) + ".", False
+
+
+def plan(minutes: float = 60.0, seed: int = 0) -> Plan:
+    """The quickstart as stages; ``minutes`` of training (the preset's steps scaled to fit)."""
+    cfg = get_preset(PRESET)
+    steps = max(10, round(cfg.run.steps * minutes / 60.0))
+    res = cfg.data.resolution_px
+    stages = [
+        Stage(
+            "data train",
+            "data",
+            {"scenario": "uniform", "split": "train", "size": "30K", "seed": seed},
+            minutes=0.2,
+        ),
+    ]
+    for split, size in EVAL_SIZES.items():
+        cfg_d = {"scenario": "uniform", "split": split, "size": str(size), "seed": seed}
+        stages.append(Stage(f"data {split}", "data", cfg_d, minutes=0.1))
+    stages.append(
+        Stage(
+            "train",
+            "train",
+            {
+                "preset": PRESET,
+                "sets": [f"run.steps={steps}", f"run.seed={seed}"],
+                "minutes": minutes,
+            },
+            needs={"train": "data train", "eval_id": "data eval-id", "eval_ood": "data eval-ood"},
+            minutes=minutes,
+        )
+    )
+    methods: dict[str, dict[str, str]] = {"model": {}}
+    for split, key in (("eval-id", "id"), ("eval-ood", "ood")):
+        n = EVAL_SIZES[split]
+        stages.append(
+            Stage(
+                f"sample {key}",
+                "sample",
+                {"seed": seed},
+                {"run": "train", "data": f"data {split}"},
+                minutes=n / 250,
+            )
+        )
+        stages.append(
+            Stage(
+                f"eval model {key}",
+                "evaluate",
+                {},
+                {"videos": f"sample {key}", "data": f"data {split}"},
+                minutes=n / 400,
+            )
+        )
+        methods["model"][key] = f"eval model {key}"
+        for name in BASELINES:
+            needs = {"data": f"data {split}"} | (
+                {"train": "data train"} if name == "nearest-case" else {}
+            )
+            bcfg = {
+                "name": name,
+                "resolution": res,
+                "frames": cfg.data.frames,
+                "frame_stride": cfg.data.frame_stride,
+            }
+            stages.append(Stage(f"{name} {key}", "baseline", bcfg, needs, minutes=n / 1000))
+            stages.append(
+                Stage(
+                    f"eval {name} {key}",
+                    "evaluate",
+                    {},
+                    {"videos": f"{name} {key}", "data": f"data {split}"},
+                    minutes=n / 400,
+                )
+            )
+            methods.setdefault(name, {})[key] = f"eval {name} {key}"
+    return Plan(
+        name="quickstart",
+        title="does a small video model learn uniform motion, in and out of distribution?",
+        scale="cpu",
+        note=(
+            f"CPU scale: {PRESET} (pixel-space DiT-T, {cfg.data.frames} frames every "
+            f"{cfg.data.frame_stride} of the paper's 32, {res}x{res} px, 3 given), {minutes:g} "
+            f"minutes of training on the 30K uniform-motion split; evaluation on "
+            f"{EVAL_SIZES['eval-id']} ID and {EVAL_SIZES['eval-ood']} OOD videos. The paper: "
+            "DiT-S to DiT-L on VAE latents of 32 frames of 128x128, 100K steps of batch 256."
+        ),
+        stages=tuple(stages),
+        methods=methods,
+        showcase=(
+            ("ID", "sample id", "eval model id", "data eval-id"),
+            ("OOD", "sample ood", "eval model ood", "data eval-ood"),
+        ),
+        verdict=verdict,
+    )

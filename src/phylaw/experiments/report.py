@@ -1,0 +1,173 @@
+"""An experiment's report from its finished stages (the HTML itself: `eval.report`).
+
+Content: the plan's verdict; tables of the headline metric (|mean parsed v - v|), the
+per-frame error e and the abnormal rate for each method (parse floor, model, baselines) and
+group (ID, each OOD level); the plan's own figures and an error plot per metric; for each
+showcase sample, side-by-side animations of the best and worst ID/OOD cases and their parsed
+velocities over time; the stages with their times and commands; the training config; the
+machine and library versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from phylaw.data.info import side_by_side
+from phylaw.data.store import open_store
+from phylaw.data.video import encode_gif
+from phylaw.eval.parse import parse_videos
+from phylaw.eval.report import (
+    Report,
+    error_figure,
+    figure_png,
+    headline_table,
+    velocity_figure,
+    write_report,
+)
+from phylaw.experiments.plan import Plan
+from phylaw.render.geometry import PixelGrid
+from phylaw.render.raster import render
+
+__all__ = ["environment", "load_summaries", "showcase", "write_plan_report"]
+
+HEADLINE, PER_FRAME = "velocity_error_mean", "velocity_error"
+
+
+def load_summaries(plan: Plan, paths: dict[str, Path]) -> dict[str, dict[str, dict]]:
+    """{method: {split: summary.json}} for the plan's `methods`."""
+    return {
+        label: {
+            split: json.loads((paths[stage] / "summary.json").read_text())
+            for split, stage in splits.items()
+        }
+        for label, splits in plan.methods.items()
+    }
+
+
+def _records(eval_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (eval_dir / "videos.jsonl").read_text().splitlines()]
+
+
+def showcase(label: str, sample_dir: Path, eval_dir: Path, data_dir: Path, count: int = 2):
+    """(animations [(caption, GIF)], velocity figure) of the ``count`` best and worst videos
+    of a sample stage by the headline metric."""
+    records = _records(eval_dir)
+    if not records:
+        return [], None
+    # unscored videos (no ball found in the generated frames) count as the worst
+    records.sort(key=lambda r: np.inf if r.get(HEADLINE) is None else r[HEADLINE])
+    count = min(count, len(records) // 2) or 1
+    chosen = {"best": records[:count], "worst": records[-count:][::-1]}
+    store = open_store(data_dir)
+    with np.load(sample_dir / "videos.npz", allow_pickle=False) as z:
+        index = z["index"]
+        frames = z["frame_indices"]
+        where = {int(v): k for k, v in enumerate(index.tolist())}
+        wanted = [where[r["id"]] for rs in chosen.values() for r in rs]
+        generated = z["videos"][wanted]
+    ids = store.column("index")
+    rows = np.array([int(np.flatnonzero(ids == index[k])[0]) for k in wanted])
+    truth = store.trajectory(rows).at_frames(frames)
+    grid = PixelGrid(generated.shape[3], generated.shape[2])
+    truth_videos = render(truth.pos, truth.bodies, grid)
+    animations, cases, k = [], [], 0
+    colours = tuple(int(c) for c in np.asarray(truth.bodies.colour)[0])
+    parsed = parse_videos(generated, colours, grid)
+    dt = np.diff(truth.times)
+    for which, rs in chosen.items():
+        sl = slice(k, k + len(rs))
+        errors = ", ".join("unscored" if r[HEADLINE] is None else f"{r[HEADLINE]:.3f}" for r in rs)
+        animations.append(
+            (
+                f"{label}: {which} {len(rs)} by |mean v - v| ({errors} world units/s), "
+                f"ids {', '.join(str(r['id']) for r in rs)}",
+                encode_gif(side_by_side(truth_videos[sl], generated[sl], min_px=128), fps=5),
+            )
+        )
+        for j, r in zip(range(sl.start, sl.stop), rs, strict=True):
+            v_true = np.diff(truth.pos[j, :, 0, 0]) / dt
+            v_gen = np.diff(parsed.pos[j, :, 0, 0]) / dt
+            cases.append(
+                (f"{label} {which}: id {r['id']} ({r['level']})", truth.times, v_true, v_gen)
+            )
+        k = sl.stop
+    return animations, velocity_figure(cases[:4], cond=3)
+
+
+def environment() -> str:
+    """Machine and library versions, for the report's last section."""
+    import torch
+
+    import phylaw
+
+    return "\n".join(
+        [
+            f"phylaw {getattr(phylaw, '__version__', '?')}, Python {sys.version.split()[0]}, "
+            f"torch {torch.__version__}, numpy {np.__version__}",
+            f"{platform.platform()}; {platform.processor() or platform.machine()}; "
+            f"{os.cpu_count()} CPU cores; CUDA: "
+            f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+        ]
+    )
+
+
+def _stage_table(plan: Plan, paths: dict[str, Path]) -> str:
+    lines = []
+    for s in plan.stages:
+        done = paths[s.name] / "done.json"
+        took = json.loads(done.read_text())["seconds"] if done.exists() else None
+        state = f"{took / 60:6.1f} min" if took is not None else "   not done"
+        lines.append(f"{state}  {s.name}  [{paths[s.name].name}]")
+    return "\n".join(lines)
+
+
+def write_plan_report(plan: Plan, out: Path, paths: dict[str, Path]) -> Path:
+    """Build and write ``out/report.html`` for a finished plan; returns its path."""
+    summaries = load_summaries(plan, paths)
+    verdict, ok = plan.verdict(summaries) if plan.verdict else (plan.title, None)
+    report = Report(f"phylaw: {plan.title}", verdict, plan.note, ok=ok)
+    if summaries:
+        for metric, title in (
+            (HEADLINE, "|mean parsed vx - true vx| (the paper's headline), world units/s"),
+            (PER_FRAME, "per-frame velocity error e (paper Sec. 3.1), world units/s"),
+            ("abnormal", "abnormal rate (automatic plausibility flags)"),
+        ):
+            report.tables.append(headline_table(summaries, metric, title))
+        report.tables[0].note = (
+            "Mean over videos [95% bootstrap interval] (n = videos scored). The parse floor is "
+            "the same metric on the ground-truth videos at the same resolution."
+        )
+        for metric, label in ((HEADLINE, "|mean v - v| (world units/s)"), (PER_FRAME, "e")):
+            report.figures.append(
+                (
+                    f"{label} per group, log scale",
+                    figure_png(error_figure(summaries, metric, label)),
+                )
+            )
+    if plan.tables:
+        report.tables += plan.tables(paths)
+    if plan.figures:
+        report.figures += [(cap, figure_png(fig)) for cap, fig in plan.figures(paths)]
+    for label, sample, evaluation, data in plan.showcase:
+        animations, fig = showcase(label, paths[sample], paths[evaluation], paths[data])
+        report.animations += animations
+        if fig is not None:
+            report.figures.append((f"{label}: velocity over time, best and worst", figure_png(fig)))
+    for s in plan.stages:
+        if s.kind == "train" and (paths[s.name] / "config.json").exists():
+            report.details.append(
+                (f"training config ({s.name})", (paths[s.name] / "config.json").read_text())
+            )
+    report.details.append(
+        ("stages (time taken, name, directory under stages/)", _stage_table(plan, paths))
+    )
+    report.details.append(("environment", environment()))
+    path = out / "report.html"
+    write_report(report, path)
+    return path
