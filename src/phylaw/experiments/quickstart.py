@@ -14,6 +14,8 @@ skips finished stages and resumes the interrupted one.
 
 from __future__ import annotations
 
+import numpy as np
+
 from phylaw.experiments.plan import Plan, Stage
 from phylaw.train.presets import get_preset
 
@@ -63,6 +65,32 @@ def verdict(summaries: dict[str, dict[str, dict]]) -> tuple[str, bool | None]:
     if ratio < OOD_FACTOR:
         missed.append(f"OOD is less than {OOD_FACTOR:g}x ID")
     return "Not reproduced at this scale: " + numbers + " Missed: " + "; ".join(missed) + ".", False
+
+
+def training_curve(paths: dict) -> list:
+    """The quick evaluation logged during training: ID and OOD headline error over time."""
+    import json
+
+    from phylaw.eval.report import pyplot
+
+    log = paths["train"] / "metrics.jsonl"
+    rows = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    elapsed = {r["step"]: r["elapsed_s"] for r in rows if "elapsed_s" in r}
+    evals = [r for r in rows if "eval/id/velocity_error_mean" in r]
+    if not evals:
+        return []
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    minutes = [elapsed.get(r["step"], np.nan) / 60 for r in evals]
+    for key, label in (("id", "ID"), ("ood", "OOD")):
+        ax.plot(minutes, [r[f"eval/{key}/velocity_error_mean"] for r in evals], "o-", label=label)
+    ax.axhline(ID_TARGET, color="tab:green", ls=":", label=f"ID target {ID_TARGET}")
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel("|mean v - v| (world units/s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return [("quick evaluation during training (64 ID and 64 OOD videos)", fig)]
 
 
 def plan(minutes: float = 60.0, seed: int = 0) -> Plan:
@@ -155,4 +183,5 @@ def plan(minutes: float = 60.0, seed: int = 0) -> Plan:
             ("OOD", "sample ood", "eval model ood", "data eval-ood"),
         ),
         verdict=verdict,
+        figures=training_curve,
     )
