@@ -9,7 +9,9 @@ Layout of a split directory::
 Arrays per video: ``index`` int64 (the candidate index, the video's id), ``params`` float64
 [P] (the authors' ``init_streams``), ``pos0`` float64 [N, 2] (initial positions, t = 0),
 ``pos`` float32 [T, N, 2] (positions at the frame times, the ``position_streams``) and
-``level`` int8 (index into ``manifest["levels"]``). A 3M uniform split is ~0.9 GB.
+``level`` int8 (index into ``manifest["levels"]``). A 3M uniform split is ~0.9 GB. A split may
+store more arrays per video (the combinatorial scenes store angles and body geometry); the
+manifest then lists them all under ``"arrays"`` and ``StateBatch.extra`` holds the additional ones.
 
 A shard directory is written under a temporary name and renamed when complete, and the manifest
 is replaced atomically, so an interrupted build never leaves a corrupt file under a final name.
@@ -21,7 +23,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +65,7 @@ def write_shard(root: Path, name: str, arrays: dict[str, np.ndarray], meta: dict
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     entry = dict(meta, name=name, count=int(len(arrays["index"])), sha256={})
-    for key in ARRAYS:
+    for key in arrays:
         np.save(tmp / f"{key}.npy", arrays[key], allow_pickle=False)
         entry["sha256"][key] = sha256(arrays[key])
     write_json(tmp / "shard.json", entry)
@@ -94,6 +96,7 @@ class StateBatch:
     pos0: np.ndarray  # [B, N, 2] float64
     pos: np.ndarray  # [B, T, N, 2] float32
     level: np.ndarray  # [B] int8
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # arrays beyond ``ARRAYS``
 
 
 class Store:
@@ -118,6 +121,7 @@ class Store:
                 f"{self.root} has format version {m.get('format_version')}, this phylaw reads "
                 f"{FORMAT_VERSION}; rebuild the split with this version"
             )
+        self.array_names = tuple(m.get("arrays", ARRAYS))
         counts = [s["count"] for s in m["shards"]]
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
@@ -176,18 +180,24 @@ class Store:
         shard = np.searchsorted(self.offsets, rows, side="right") - 1
         local = rows - self.offsets[shard]
         out = {}
-        for key in ARRAYS:
+        for key in self.array_names:
             first = self._array(0, key)
             buf = np.empty((len(rows), *first.shape[1:]), dtype=first.dtype)
             for s in np.unique(shard):
                 sel = shard == s
                 buf[sel] = self._array(int(s), key)[local[sel]]
             out[key] = buf
-        return StateBatch(**out)
+        extra = {key: out.pop(key) for key in self.array_names if key not in ARRAYS}
+        return StateBatch(**out, extra=extra)
 
     def bodies(self, batch: StateBatch) -> Bodies:
         """The bodies of a batch (sizes, shapes, colours) from the manifest's body table."""
         spec = self.manifest["bodies"]
+        if "size_columns" not in spec:
+            raise PhylawError(
+                f"{self.root} holds {self.scenario} scenes, whose bodies are not discs and "
+                "squares; use phylaw.data.combinatorial to read them"
+            )
         size = batch.params[:, spec["size_columns"]]
         b = len(batch.index)
         shape = np.broadcast_to(np.asarray(spec["shape"], np.int8), size.shape).copy()
@@ -208,7 +218,7 @@ class Store:
         """Recompute every checksum; returns the list of problems (empty when intact)."""
         problems = []
         for s, entry in enumerate(self.manifest["shards"]):
-            for key in ARRAYS:
+            for key in self.array_names:
                 try:
                     if sha256(self._array(s, key)) != entry["sha256"][key]:
                         problems.append(f"shard {entry['name']}/{key}.npy: checksum mismatch")

@@ -36,6 +36,7 @@ class Colour(IntEnum):
     GRAY = 3
     BLACK = 4
     PURPLE = 5
+    PHYRE_RED = 6  # the red of PHYRE's user ball (combinatorial scenes)
 
 
 def frame_times(

@@ -1,8 +1,9 @@
 """Named colours: the one source of truth for every RGB value phylaw draws or parses.
 
 The ball colours are the authors' (reference section 1.1: ball 1 red, ball 2 blue); GREEN, GRAY and
-BLACK are PHYRE's object colours; PURPLE is an extra distinguishable colour for new scenes. The
-background is white, as in the authors' videos.
+BLACK are PHYRE's object colours; PURPLE is an extra distinguishable colour for new scenes;
+PHYRE_RED is PHYRE's red (``#f34f46``), the user ball of the combinatorial scenes (reference 3.1).
+The background is white, as in the authors' videos.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ PALETTE: dict[Colour, tuple[int, int, int]] = {
     Colour.GRAY: (185, 202, 210),
     Colour.BLACK: (0, 0, 0),
     Colour.PURPLE: (75, 74, 164),
+    Colour.PHYRE_RED: (243, 79, 70),
 }
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
 
