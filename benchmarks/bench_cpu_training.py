@@ -26,7 +26,8 @@ from phylaw.data.spaces import resolve_split
 from phylaw.sample import load_run
 from phylaw.train.checkpoint import read_state
 from phylaw.train.config import override
-from phylaw.train.loop import Continuation, train
+from phylaw.train.generate import Continuation
+from phylaw.train.loop import train
 from phylaw.train.presets import get_preset
 from phylaw.train.quickeval import QuickEval
 

@@ -53,7 +53,7 @@ from phylaw.models.dit import DiT
 from phylaw.train import get_preset, network_config, override
 from phylaw.train.config import space_shape
 from phylaw.train.ema import EMA
-from phylaw.train.loop import autocast
+from phylaw.train.generate import autocast
 
 CONFIGS = {
     "cpu-uniform": [],  # 16 x 32 px, (1, 8, 8), DiT-T 4 x 128: 256 tokens

@@ -15,7 +15,7 @@ from phylaw.data.store import open_store
 from phylaw.data.video import decode_video
 from phylaw.sample import sample_split
 from phylaw.train import get_preset, override, train
-from phylaw.train.loop import Continuation, resize_video
+from phylaw.train.generate import Continuation, resize_video
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,7 @@ from phylaw.models.dit import DiT
 from phylaw.train.checkpoint import load_module, read_state, resolve_checkpoint
 from phylaw.train.config import SAMPLERS, TrainConfig, frame_indices, network_config
 from phylaw.train.config import json_ready as _json_ready
-from phylaw.train.loop import Codec, Continuation, codec_for
+from phylaw.train.generate import Codec, Continuation, codec_for
 
 __all__ = ["FORMATS", "load_run", "sample_split"]
 
@@ -129,7 +129,7 @@ def sample_split(
     steps / sampler: default the run's `diffusion.sample_steps` / `diffusion.sampler`;
     resolution: output side in px (default the run's `data.resolution_px`); fmt: 'npz' or
     'mp4'; codec: a latent-space run's codec (default: its `space.autoencoder`, through
-    `train.loop.codec_for`). Returns `out_dir`.
+    `train.generate.codec_for`). Returns `out_dir`.
     """
     if fmt not in FORMATS:
         raise PhylawError(f"unknown sample format {fmt!r}; choose one of: {', '.join(FORMATS)}")

@@ -7,7 +7,8 @@ safetensors checkpoints and the training loop.
 
 Modules: `config` (dataclasses, `--set` overrides), `presets` (named runs), `distributed`
 (torchrun detection, launch commands), `ema`, `checkpoint` (atomic safetensors + JSON state),
-`loop` (`train`, `Continuation`: the sample function handed to evaluators).
+`generate` (codecs, `Continuation`: the sample function handed to evaluators), `quickeval`
+(velocity errors during training), `loop` (`train`).
 """
 
 from phylaw.train.checkpoint import latest_checkpoint, list_checkpoints, resolve_checkpoint
@@ -25,15 +26,8 @@ from phylaw.train.config import (
     override,
     valid_keys,
 )
-from phylaw.train.loop import (
-    Codec,
-    Continuation,
-    TrainResult,
-    autoencoder_codec,
-    codec_for,
-    pixel_codec,
-    train,
-)
+from phylaw.train.generate import Codec, Continuation, autoencoder_codec, codec_for, pixel_codec
+from phylaw.train.loop import TrainResult, train
 from phylaw.train.presets import PRESETS, get_preset, preset_help
 
 __all__ = [
