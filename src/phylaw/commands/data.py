@@ -1,4 +1,5 @@
-"""``phylaw data build|info|preview|export|import``: datasets of the fundamental scenarios."""
+"""``phylaw data build|info|preview|export|import``: datasets of the fundamental scenarios and
+of the combinatorial (PHYRE-style) scenes."""
 
 from __future__ import annotations
 
@@ -9,10 +10,19 @@ from phylaw.commands import Parser, add_command, formatter
 
 
 def _data_build(args) -> None:
+    from phylaw import PhylawError
     from phylaw.data.build import build_split
+    from phylaw.data.combinatorial import resolve_scene_split
     from phylaw.data.spaces import resolve_split
 
-    spec = resolve_split(args.scenario, args.split, args.size, args.seed, args.ranges)
+    if args.scenario == "combinatorial":
+        if args.ranges is not None:
+            raise PhylawError("--ranges applies to uniform, collision and parabola only")
+        spec = resolve_scene_split(args.split, args.size, args.seed, args.templates)
+    elif args.templates is not None:
+        raise PhylawError("--templates applies to --scenario combinatorial only")
+    else:
+        spec = resolve_split(args.scenario, args.split, args.size, args.seed, args.ranges or "code")
     store = build_split(spec, args.out, workers=args.workers, shard_size=args.shard_size)
     m = store.manifest
     print(
@@ -84,26 +94,45 @@ def register(sub) -> None:
         "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
         "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
         "subsample of the smallest level grid holding that many points. For eval splits:\n"
-        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.",
+        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n\n"
+        "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
+        "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
+        "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
+        "99K for train, as the paper's 100K less the 10 in-template trials per task; 100 for\n"
+        "the evaluation splits). Use the same --seed for train and evaluation splits:\n"
+        "  phylaw data build --scenario combinatorial --split train --templates 6 --size 10 "
+        "--out data/phyre-train",
         _data_build,
     )
-    b.add_argument("--scenario", required=True, choices=["uniform", "collision", "parabola"])
-    b.add_argument("--split", required=True, choices=["train", "eval-id", "eval-ood"])
+    b.add_argument(
+        "--scenario", required=True, choices=["uniform", "collision", "parabola", "combinatorial"]
+    )
+    b.add_argument(
+        "--split",
+        required=True,
+        choices=["train", "eval-id", "eval-ood", "eval-in-template", "eval-out-of-template"],
+    )
     b.add_argument(
         "--size",
         default=None,
-        help="paper level or count (default: 30K for train, the paper's size for eval)",
+        help="paper level or count (default: 30K for train, the paper's size for eval); "
+        "combinatorial: videos per template",
+    )
+    b.add_argument(
+        "--templates",
+        default=None,
+        help="combinatorial only: 6, 30, 60 or comma-separated template ids",
     )
     b.add_argument("--seed", type=int, default=0, help="split seed (default: 0)")
     b.add_argument("--out", required=True, type=Path, help="output directory")
     b.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
     b.add_argument(
         "--ranges",
-        default="code",
+        default=None,
         choices=["code", "paper"],
         help="parameter ranges: the authors' code (default) or the paper's App. A.4",
     )
-    b.add_argument("--shard-size", type=int, default=100_000, help=argparse.SUPPRESS)
+    b.add_argument("--shard-size", type=int, default=None, help=argparse.SUPPRESS)
 
     i = add_command(
         dsub,

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
+from phylaw.data import combinatorial
 from phylaw.data.rng import uniforms
 from phylaw.data.spaces import SplitSpec, candidate_params, train_selection
 from phylaw.data.store import (
@@ -39,9 +40,9 @@ BLOCK = 8192  # candidates simulated at once (small temporaries are much faster 
 BUILD_SPEC = "build-spec.json"
 
 
-def spec_record(spec: SplitSpec) -> dict:
-    """The JSON-able identity of a split (what a resumed build must match)."""
-    return dict(dataclasses.asdict(spec), format_version=FORMAT_VERSION)
+def spec_record(spec: SplitSpec | combinatorial.SceneSplitSpec) -> dict:
+    """The JSON-able identity of a split (what a resumed build must match), as JSON reads it."""
+    return json.loads(json.dumps(dict(dataclasses.asdict(spec), format_version=FORMAT_VERSION)))
 
 
 def simulate_range(
@@ -81,7 +82,10 @@ def _shard_plan(spec: SplitSpec, shard_size: int) -> list[tuple[str, int, int]]:
 
 def _build_shard(job) -> dict:
     spec, root, name, start, stop, selection = job
-    arrays = simulate_range(spec, start, stop, selection)
+    if isinstance(spec, combinatorial.SceneSplitSpec):
+        arrays = combinatorial.simulate_scene_range(spec, start, stop)
+    else:
+        arrays = simulate_range(spec, start, stop, selection)
     level_counts = np.bincount(arrays["level"], minlength=len(spec.level_names)).tolist()
     meta = {"start": start, "stop": stop, "spec": spec_record(spec), "level_counts": level_counts}
     return write_shard(Path(root), name, arrays, meta)
@@ -127,15 +131,24 @@ def _prepare_dir(root: Path, record: dict) -> None:
 
 
 def build_split(
-    spec: SplitSpec,
+    spec: SplitSpec | combinatorial.SceneSplitSpec,
     out: str | Path,
     workers: int = 1,
-    shard_size: int = SHARD_SIZE,
+    shard_size: int | None = None,
     progress: bool = True,
 ) -> Store:
-    """Generate ``spec`` into ``out`` (resuming a previous partial build) and open it."""
+    """Generate ``spec`` into ``out`` (resuming a previous partial build) and open it.
+
+    ``shard_size``: candidates per shard (default ``SHARD_SIZE``, ``combinatorial.SHARD_SIZE``
+    for the slower multi-object scenes).
+    """
     if workers < 1:
         raise PhylawError(f"invalid --workers {workers}: give 1 or more")
+    scenes = isinstance(spec, combinatorial.SceneSplitSpec)
+    if shard_size is None:
+        shard_size = combinatorial.SHARD_SIZE if scenes else SHARD_SIZE
+    if shard_size < 1:
+        raise PhylawError(f"invalid shard size {shard_size}: give 1 or more")
     root = Path(out)
     record = spec_record(spec)
     _prepare_dir(root, record)
@@ -155,7 +168,7 @@ def build_split(
     todo = [(n, s, e) for n, s, e in plan if n not in entries]
     for stale in (root / "shards").glob(".*.tmp-*") if (root / "shards").exists() else []:
         shutil.rmtree(stale, ignore_errors=True)
-    selection = train_selection(spec) if spec.split == "train" else None
+    selection = train_selection(spec) if spec.split == "train" and not scenes else None
     jobs = [(spec, str(root), n, s, e, selection) for n, s, e in todo]
     bar = tqdm(
         total=spec.count,
@@ -191,12 +204,31 @@ def bodies_table(scenario: str) -> dict:
     }
 
 
-def manifest(spec: SplitSpec, shards: list[dict], shard_size: int) -> dict:
+def manifest(spec, shards: list[dict], shard_size: int) -> dict:
     """The manifest of a finished split (no timestamps: same split, same bytes)."""
-    scen = get_scenario(spec.scenario)
     level_counts = np.sum([s["level_counts"] for s in shards], axis=0).tolist()
     for s in shards:
         s.pop("spec", None)
+    if isinstance(spec, combinatorial.SceneSplitSpec):
+        common = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "source": "phylaw",
+            "phylaw_version": __version__,
+            "spec": spec_record(spec),
+            "scenario": spec.scenario,
+            "split": spec.split,
+            "size": spec.size,
+            "seed": spec.seed,
+            "candidates": spec.count,
+            "count": int(sum(s["count"] for s in shards)),
+            "levels": list(spec.level_names),
+            "level_counts": dict(zip(spec.level_names, level_counts, strict=True)),
+            "shard_size": shard_size,
+            "shards": shards,
+        }
+        return dict(common, **combinatorial.manifest_fields(spec))
+    scen = get_scenario(spec.scenario)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -24,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from phylaw.data.store import Store, open_store
+from phylaw.data.views import render_batch
 from phylaw.render.geometry import PixelGrid
-from phylaw.render.raster import render
 
 
 class VideoDataset(Dataset):
@@ -62,7 +62,7 @@ class VideoDataset(Dataset):
             video = torch.empty(self.video_shape(len(rows)), dtype=torch.uint8)
             if get_worker_info() is not None:  # straight into shared memory: no copy later
                 video.share_memory_()
-        render(batch.pos, self.store.bodies(batch), self.grid, out=video.numpy())
+        render_batch(self.store, batch, self.grid, out=video.numpy())
         return {
             "video": video,
             "index": torch.from_numpy(batch.index),

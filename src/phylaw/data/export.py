@@ -33,8 +33,8 @@ from phylaw import PhylawError, __version__
 from phylaw.data.phyworld import CHUNK_SIZE, PhyworldWriter
 from phylaw.data.store import StateBatch, Store, open_store, write_json
 from phylaw.data.video import FPS, encode_gif, encode_mp4
+from phylaw.data.views import render_batch
 from phylaw.render.geometry import PixelGrid
-from phylaw.render.raster import render
 
 RENDER_BATCH = 64  # videos per render call (fewer at high resolution, see render_batches)
 RENDER_BYTES = 128 << 20  # cap on one batch of frames
@@ -58,7 +58,7 @@ def render_batches(
         b = len(states.index)
         if buf is None or len(buf) < b:
             buf = np.empty((b, len(store.times), resolution, resolution, 3), np.uint8)
-        frames = render(states.pos, store.bodies(states), grid, out=buf[:b])
+        frames = render_batch(store, states, grid, out=buf[:b])
         yield states, frames
 
 
@@ -218,6 +218,11 @@ def export_store(
     ):
         raise PhylawError(f"invalid limit {limit!r}: give a positive number of videos")
     store = store if isinstance(store, Store) else open_store(store)
+    if fmt == "phyworld-hdf5" and "size_columns" not in store.manifest.get("bodies", {}):
+        raise PhylawError(
+            f"{store.scenario} splits cannot be written in the authors' ID/OOD HDF5 layout; "
+            "choose --format mp4, gif or npz"
+        )
     count = len(store) if limit is None else min(int(limit), len(store))
     if count == 0:
         raise PhylawError(f"{store.root} holds no video to export")

@@ -19,19 +19,21 @@ def describe(root: str | Path, verify: bool = False) -> str:
     size_bytes = sum(p.stat().st_size for p in Path(root).rglob("*.npy"))
     lines = [
         f"split      {m['scenario']} / {m['split']}  (size {m['size']}, seed {m.get('seed')}, "
-        f"ranges {m.get('ranges')}, source {m.get('source')})",
+        + (f"ranges {m['ranges']}, " if m.get("ranges") else "")
+        + f"source {m.get('source')})",
         f"videos     {m['count']} of {m.get('candidates', m['count'])} candidates, "
         f"{len(m['shards'])} shards, {size_bytes / 2**20:.1f} MiB",
-        f"frames     {m['num_frames']} at {m['frame_dt_s']} s "
-        f"(t0 = {m['frame_times_s'][0]:.2f} s), world {m['world_size']} x {m['world_size']}",
+        f"frames     {m['num_frames']} at {m['frame_dt_s']:.4g} s "
+        f"(t0 = {m['frame_times_s'][0]:.4g} s), world {m['world_size']} x {m['world_size']}",
         "levels     " + ", ".join(f"{k}: {v}" for k, v in m["level_counts"].items()),
     ]
     for p, name in enumerate(m["param_names"]):
         col = params[:, p]
         if len(col):
+            fmt = "d" if np.array_equal(col, np.round(col)) else ".4g"  # ids: print as integers
+            lo, hi = (int(v) if fmt == "d" else v for v in (col.min(), col.max()))
             lines.append(
-                f"  {name:<8} [{col.min():.4g}, {col.max():.4g}]  "
-                f"{len(np.unique(col))} distinct values"
+                f"  {name:<8} [{lo:{fmt}}, {hi:{fmt}}]  {len(np.unique(col))} distinct values"
             )
     if verify:
         problems = store.verify()
@@ -78,11 +80,10 @@ def side_by_side(truth: np.ndarray, generated: np.ndarray, min_px: int = 64) -> 
 
 def render_rows(store: Store, rows: np.ndarray, resolution: int) -> np.ndarray:
     """Render the videos at positions ``rows`` of a split, uint8 [B, T, R, R, 3]."""
+    from phylaw.data.views import render_batch
     from phylaw.render.geometry import PixelGrid
-    from phylaw.render.raster import render
 
-    batch = store.get(rows)
-    return render(batch.pos, store.bodies(batch), PixelGrid(resolution, resolution))
+    return render_batch(store, store.get(rows), PixelGrid(resolution, resolution))
 
 
 def preview(

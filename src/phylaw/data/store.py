@@ -207,12 +207,13 @@ class Store:
     def trajectory(self, rows) -> Trajectory:
         """Positions (and exact velocities for phylaw-built splits) of ``rows``."""
         batch = self.get(rows)
+        bodies = self.bodies(batch)  # a clear error for scene splits (no disc/square bodies)
         vel = None
         if self.manifest.get("source") == "phylaw":
             from phylaw.physics.scenarios import get_scenario
 
             _, vel = get_scenario(self.scenario).exact(batch.params, batch.pos0, self.times)
-        return Trajectory(self.times, batch.pos.astype(np.float64), vel, self.bodies(batch))
+        return Trajectory(self.times, batch.pos.astype(np.float64), vel, bodies)
 
     def verify(self) -> list[str]:
         """Recompute every checksum; returns the list of problems (empty when intact)."""
