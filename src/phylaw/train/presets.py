@@ -15,11 +15,11 @@ AdamW at 1e-4, batch 256 for 100K steps, Table 1's sizes with adaLN-single (whic
 Table 1's parameter counts, benchmarks/bench_dit_params.py). Warmup (1K steps), gradient
 clipping (1.0) and the EMA (0.9999) are not stated by the paper; they are DiT's usual choices.
 
-`cpu-uniform` is the small problem that learns uniform motion on 2 cores within an hour: every
+`cpu-uniform` is the small problem sized to learn uniform motion on 2 cores in an hour: every
 4th of the paper's 32 frames (t = 0.01, 0.41, ..., 2.81 s; 3 given, 5 generated) at 32x32 px,
 DiT-T with (1, 8, 8) patches, 128 tokens, ~0.45 s per batch-32 step in fp32, 7K steps with a
 cosine learning rate (~55 min plus quick evaluations). Measured (benchmarks/RESULTS.md): with
-16 frames every 2nd (0.4 s between condition frames, 256 tokens, 4K steps in 62 min) the model
+16 frames every 2nd (given frames 0.2 s apart, 256 tokens, 4K steps in 62 min) the model
 read the velocity from the condition frames only partly (fitted slope 0.75, ID headline error
 0.30); a 4-frame stride doubles the displacement between the given frames and the steps per
 hour. Each 8x8x3 patch is wider than the 128-d token, so it predicts x0 (notes: v and eps
