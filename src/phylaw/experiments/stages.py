@@ -8,7 +8,7 @@ matching CLI command; those are resumable, so an interrupted stage continues whe
 
 Stage configs (all JSON):
 
-* data: scenario, split, size, seed;
+* data: scenario, split, size, seed (and templates for combinatorial: '6', '30', '60' or ids);
 * train: preset, sets (``--set`` strings), minutes (0: none), gpus (for the launch command);
   inputs train (and eval_id / eval_ood for the quick evaluation);
 * sample: steps, limit; inputs run, data;
@@ -41,11 +41,13 @@ def _data(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> d
     from phylaw.data.spaces import resolve_split
 
     c = stage.config
-    store = build_split(
-        resolve_split(c["scenario"], c["split"], c.get("size"), c.get("seed", 0)),
-        out,
-        progress=progress,
-    )
+    if c["scenario"] == "combinatorial":
+        from phylaw.data.combinatorial import resolve_scene_split
+
+        spec = resolve_scene_split(c["split"], c.get("size"), c.get("seed", 0), c.get("templates"))
+    else:
+        spec = resolve_split(c["scenario"], c["split"], c.get("size"), c.get("seed", 0))
+    store = build_split(spec, out, progress=progress)
     return {"videos": len(store)}
 
 
@@ -177,6 +179,7 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
     c, i = stage.config, {k: _q(v) for k, v in inputs.items()}
     if stage.kind == "data":
         size = f" --size {c['size']}" if c.get("size") else ""
+        size += f" --templates {c['templates']}" if c.get("templates") else ""
         return (
             f"phylaw data build --scenario {c['scenario']} --split {c['split']}{size} "
             f"--seed {c.get('seed', 0)} --out {_q(out)}"
