@@ -332,7 +332,8 @@ def test_cli_dry_run_prints_the_resolved_config_and_help_lists_presets(split, tm
     out = capsys.readouterr().out
     cfg = config_from_dict(json.loads(out[: out.index("# network")]))
     assert cfg.optim.lr == 2e-4 and cfg.run.max_minutes == 5 and cfg.data.train.endswith("train")
-    assert "256 tokens" in out and not (tmp_path / "r").exists()
+    tokens = cfg.data.frames * (cfg.data.resolution_px // cfg.model.patch_size[1]) ** 2
+    assert f"{tokens} tokens" in out and not (tmp_path / "r").exists()
     with pytest.raises(SystemExit):
         parser().parse_args(["train", "--help"])
     help_text = capsys.readouterr().out
