@@ -133,6 +133,11 @@ def test_learning_rate_warms_up_then_decays():
     assert lrs[0] == pytest.approx(cfg.optim.lr / 4) and lrs[3] == pytest.approx(cfg.optim.lr)
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:], strict=False))
     assert lrs[-1] >= cfg.optim.lr * cfg.optim.min_lr_ratio
+    # a time budget anneals as well: the cosine follows whichever of steps and time is further
+    floor = cfg.optim.lr * cfg.optim.min_lr_ratio
+    assert lr_at(5, cfg, time_used=1.0) == pytest.approx(floor)
+    assert floor < lr_at(5, cfg, time_used=0.5) < lr_at(5, cfg, time_used=0.0)
+    assert lr_at(5, cfg, time_used=0.0) == lrs[5]
 
 
 # ------------------------------------------------------------------------------ one step each

@@ -146,7 +146,7 @@ def plan(scale: str = "cpu", seed: int = 0) -> Plan:
         note=(
             "Paper scale: DiT-S/B/L on VAE latents, 30K/300K/3M videos, 100K steps of batch 256."
             if scale == "paper"
-            else "CPU scale: pixel-space DiT-T and DiT-XS on 16 frames of 32 px, "
+            else "CPU scale: pixel-space DiT-T and DiT-XS on 8 frames (every 4th) of 32 px, "
             f"{s['minutes']} minutes per run, 30K and 3M training videos, "
             f"{s['eval']['eval-id']} ID and {s['eval']['eval-ood']} OOD videos per scenario. "
             "Each run sees fewer videos than the smallest training set: data size cannot "

@@ -206,7 +206,9 @@ class RunConfig:
     sample_count: int = 4  # videos per sample GIF
     eval_every: int = 0  # steps between quick evaluations (data.eval_id/eval_ood); 0 = none
     eval_videos: int = 64  # videos per evaluation split in a quick evaluation
-    max_minutes: float = 0.0  # stop cleanly (with a checkpoint) after this much time; 0 = none
+    # stop cleanly (with a checkpoint) after this much time, summed over resumes; the cosine
+    # learning rate then anneals over the budget as well as over `steps`; 0 = none
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for key in (

@@ -129,13 +129,14 @@ def all_reduce_mean(d: Dist, x: torch.Tensor) -> torch.Tensor:
     return y / d.world_size
 
 
-def all_reduce_max(d: Dist, flag: bool) -> bool:
-    """True when `flag` is true on any rank: every rank takes the same stop decision."""
+def all_reduce_max(d: Dist, *values: float) -> list[float]:
+    """The largest of each value over the ranks, so that every rank takes the same stop
+    decision and the same time-driven learning rate."""
     if not d.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=d.device)
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], device=d.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return t.tolist()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -120,15 +120,18 @@ FIXED = (
 # ----------------------------------------------------------------------------------------------
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, time_used: float = 0.0) -> float:
     """Learning rate of optimizer step `step` (0-based): linear warmup over `warmup_steps`,
-    then constant or cosine down to `min_lr_ratio * lr` at `run.steps`."""
+    then constant or cosine down to `min_lr_ratio * lr` at `run.steps`, or sooner when a time
+    budget is set: `time_used` is the fraction of `run.max_minutes` spent, and the cosine
+    follows whichever of steps and time is further along, so a budget-limited run still anneals."""
     o = cfg.optim
     if step < o.warmup_steps:
         return o.lr * (step + 1) / o.warmup_steps
     if o.decay == "constant":
         return o.lr
-    progress = min(1.0, (step - o.warmup_steps) / max(1, cfg.run.steps - o.warmup_steps))
+    progress = (step - o.warmup_steps) / max(1, cfg.run.steps - o.warmup_steps)
+    progress = min(1.0, max(progress, time_used))
     return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -430,12 +433,13 @@ def _train(cfg, run_dir, d: Dist, codec, evaluator, progress) -> TrainResult:
     )
     t0 = window_t = time.perf_counter()
     window_steps, loss_sum, last_loss, last_ckpt = 0, torch.zeros((), device=device), None, ckpt
-    stopped, step = "done", start_step
+    stopped, step, time_used = "done", start_step, 0.0
+    budget_s = 60 * cfg.run.max_minutes
     net.train()
     with _StopFlag() as flag:
         try:
             for step in range(start_step, cfg.run.steps):
-                lr = lr_at(step, cfg)
+                lr = lr_at(step, cfg, time_used)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 gen = _step_generator(cfg.run.seed, step, device)
@@ -516,10 +520,11 @@ def _train(cfg, run_dir, d: Dist, codec, evaluator, progress) -> TrainResult:
                         )
                     barrier(d)
 
-                out_of_time = cfg.run.max_minutes and elapsed > cfg.run.max_minutes * 60
-                stop = all_reduce_max(d, bool(flag.set or out_of_time))
+                spent = (elapsed_before + elapsed) / budget_s if budget_s else 0.0
+                signal, time_used = all_reduce_max(d, float(flag.set), spent)
+                stop = bool(signal) or time_used >= 1.0
                 if stop:
-                    stopped = "signal" if flag.set else "time"
+                    stopped = "signal" if signal else "time"
                 if done % cfg.run.ckpt_every == 0 or done == cfg.run.steps or stop:
                     last_ckpt = checkpoint(done, elapsed_before + time.perf_counter() - t0)
                 if stop:
