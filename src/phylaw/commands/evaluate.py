@@ -9,20 +9,34 @@ from phylaw.commands import add_command
 
 
 def _eval(args) -> None:
+    from phylaw.data.combinatorial import is_scene_store
     from phylaw.data.store import open_store
     from phylaw.eval.run import EvalConfig, evaluate, format_table
     from phylaw.eval.sources import open_source
 
     store = open_store(args.data)
     source = open_source(args.videos, store.column("index"))
-    cfg = EvalConfig(
-        num_cond_frames=args.cond_frames,
-        limit=args.limit,
-        floor=not args.no_floor,
-        fidelity=args.fidelity,
-    )
-    result = evaluate(source, store, args.out, cfg)
-    print(format_table(result.summary))
+    if is_scene_store(store):
+        from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes, format_scene_table
+
+        cfg = SceneEvalConfig(
+            num_cond_frames=1 if args.cond_frames is None else args.cond_frames,
+            limit=args.limit,
+            floor=not args.no_floor,
+            lpips_weights=args.lpips_weights,
+            i3d_weights=args.i3d_weights,
+        )
+        result = evaluate_scenes(source, store, args.out, cfg)
+        print(format_scene_table(result.summary))
+    else:
+        cfg = EvalConfig(
+            num_cond_frames=3 if args.cond_frames is None else args.cond_frames,
+            limit=args.limit,
+            floor=not args.no_floor,
+            fidelity=args.fidelity,
+        )
+        result = evaluate(source, store, args.out, cfg)
+        print(format_table(result.summary))
     if result.failures:
         print(
             f"\n{len(result.failures)} videos could not be scored, e.g. video "
@@ -69,20 +83,35 @@ def register(sub) -> None:
         "eval",
         "score videos from any model against a split's ground truth",
         "  phylaw eval --videos samples/ --data data/u-ood --out scores/\n"
-        "  phylaw eval --videos their_model.npz --data data/c-id --fidelity\n\n"
+        "  phylaw eval --videos their_model.npz --data data/c-id --fidelity\n"
+        "  phylaw eval --videos scenes.npz --data data/s-oot --lpips-weights lpips.safetensors\n\n"
         "VIDEOS: a folder of {id}.mp4/.gif/.npz files named by the split's video ids, an .npz\n"
         "with 'videos' [N,T,H,W,3] uint8 (and 'index'), or an .hdf5 (videos/index, or the\n"
         "authors' layout). Output: videos.jsonl, summary.json, failures.json and a table with\n"
-        "the parse floor of the ground truth beside every group.",
+        "the parse floor of the ground truth beside every group.\n\n"
+        "On a combinatorial split (PHYRE-style scenes) it scores PSNR, SSIM, LPIPS (with\n"
+        "weights), FVD (with weights, 9+ frames) and the abnormality flags per template, with\n"
+        "the flags' rate on the ground truth as the floor.",
         _eval,
     )
     e.add_argument("--videos", required=True, type=Path, help="generated videos (see below)")
     e.add_argument("--data", required=True, type=Path, help="the split they continue")
     e.add_argument("--out", type=Path, default=None, help="where to write the results")
-    e.add_argument("--cond-frames", type=int, default=3, help="condition frames (default: 3)")
+    e.add_argument(
+        "--cond-frames",
+        type=int,
+        default=None,
+        help="condition frames, not scored (default: 3; 1 for combinatorial scenes)",
+    )
     e.add_argument("--limit", type=int, default=None, help="score the first N videos only")
     e.add_argument("--fidelity", action="store_true", help="also PSNR and SSIM (slower)")
     e.add_argument("--no-floor", action="store_true", help="skip the ground-truth parse floor")
+    e.add_argument(
+        "--lpips-weights", default=None, help="LPIPS weights (scenes; or PHYLAW_LPIPS_WEIGHTS)"
+    )
+    e.add_argument(
+        "--i3d-weights", default=None, help="I3D weights for FVD (scenes; or PHYLAW_I3D_WEIGHTS)"
+    )
 
     b = add_command(
         sub,

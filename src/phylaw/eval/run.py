@@ -84,8 +84,9 @@ def _score_batch(store: Store, rows: np.ndarray, videos: np.ndarray, cfg: EvalCo
     return metrics, [[FLAGS[f] for f in np.flatnonzero(row)] for row in flags]
 
 
-def _batches(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failures: list):
-    """Yield (rows, videos) batches of equal frame size; record failures on the way."""
+def read_batches(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failures: list):
+    """Yield (rows, videos) batches of equal frame size; record failures on the way.
+    ``cfg`` needs ``batch``, ``frames``, ``num_cond_frames`` (and ``resolution`` for a callable)."""
     ids = store.column("index")
     t = store.manifest["num_frames"] if cfg.frames is None else len(cfg.frames)
     cond_frames = list(range(t) if cfg.frames is None else cfg.frames)[: cfg.num_cond_frames]
@@ -137,7 +138,7 @@ def evaluate(
     failures: list[Failure] = list(getattr(source, "duplicates", []))
     parts, flag_lists, scored, shapes = [], [], [], set()
     with tqdm(total=n, unit="video", desc="eval", disable=not progress) as bar:
-        for brows, videos in _batches(store, source, rows, cfg, failures):
+        for brows, videos in read_batches(store, source, rows, cfg, failures):
             metrics, flags = _score_batch(store, brows, videos, cfg)
             parts.append(metrics)
             flag_lists.extend(flags)

@@ -4,7 +4,7 @@ Each experiment is one function ``plan(scale) -> Plan`` (`plan.Plan`: typed stag
 report compares), registered below with a one-line description. ``--scale cpu`` shrinks the
 plan to finish on a 2-core laptop and says how in the report; ``--scale paper`` is the paper's
 setting, printed as launch commands with ``--dry-run``. Adding an experiment (gaps, holes,
-flip, attribute priority, composition, conditioning modes, combinatorial) is one module with
+flip, attribute priority, composition, conditioning modes) is one module with
 one function, and one line here.
 """
 
@@ -32,6 +32,12 @@ def _autoencoder_recon(scale: str) -> Plan:
     return plan(scale)
 
 
+def _combinatorial(scale: str) -> Plan:
+    from phylaw.experiments.combinatorial import plan
+
+    return plan(scale)
+
+
 def _quickstart(scale: str) -> Plan:
     from phylaw.experiments.quickstart import plan
 
@@ -45,6 +51,7 @@ EXPERIMENTS: dict[str, tuple[Callable[[str], Plan], str]] = {
     "quickstart": (_quickstart, "uniform motion, one CPU model, ID vs OOD with baselines"),
     "scaling": (_scaling, "Figure 3: 3 scenarios x data sizes x model sizes, ID and OOD"),
     "autoencoder-recon": (_autoencoder_recon, "Table 3: velocity error of VAE reconstructions"),
+    "combinatorial": (_combinatorial, "Table 2: PHYRE-style scenes, 6/30/60 templates, in/out"),
 }
 
 

@@ -64,12 +64,14 @@ class Plan:
     # showcase videos, (label, sample stage, its evaluate stage, its data stage);
     # verdict(summaries) -> (text, reproduced or None), summaries shaped like `methods`;
     # figures(paths) -> [(caption, matplotlib Figure)], paths: stage name -> directory;
-    # tables(paths) -> [eval.report.Table]: the plan's own tables
+    # tables(paths) -> [eval.report.Table]: the plan's own tables;
+    # animations(paths) -> [(caption, GIF bytes)]: the plan's own animations
     methods: dict[str, dict[str, str]] = field(default_factory=dict)
     showcase: tuple[tuple[str, str, str, str], ...] = ()
     verdict: Callable[[dict], tuple[str, bool | None]] | None = None
     figures: Callable[[dict], list] | None = None
     tables: Callable[[dict], list] | None = None
+    animations: Callable[[dict], list] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

@@ -154,6 +154,8 @@ def write_plan_report(plan: Plan, out: Path, paths: dict[str, Path]) -> Path:
         report.tables += plan.tables(paths)
     if plan.figures:
         report.figures += [(cap, figure_png(fig)) for cap, fig in plan.figures(paths)]
+    if plan.animations:
+        report.animations += plan.animations(paths)
     for label, sample, evaluation, data in plan.showcase:
         animations, fig = showcase(label, paths[sample], paths[evaluation], paths[data])
         report.animations += animations

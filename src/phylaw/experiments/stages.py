@@ -119,6 +119,7 @@ def videos_path(stage_dir: Path) -> Path:
 
 
 def _evaluate(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.data.combinatorial import is_scene_store
     from phylaw.data.store import open_store
     from phylaw.eval.run import EvalConfig, evaluate
     from phylaw.eval.sources import open_source
@@ -126,6 +127,12 @@ def _evaluate(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) 
     c = stage.config
     store = open_store(inputs["data"])
     source = open_source(videos_path(inputs["videos"]), store.column("index"))
+    if is_scene_store(store):
+        from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes
+
+        cfg = SceneEvalConfig(num_cond_frames=c.get("cond_frames", 1), limit=c.get("limit"))
+        result = evaluate_scenes(source, store, out, cfg, progress=progress)
+        return {"videos": result.summary["videos"], "failures": len(result.failures)}
     cfg = EvalConfig(num_cond_frames=c.get("cond_frames", 3), limit=c.get("limit"))
     result = evaluate(source, store, out, cfg, progress=progress)
     return {"videos": result.summary["videos"], "failures": len(result.failures)}
