@@ -57,8 +57,8 @@ SCALES = {
         "train_per_template": "40",
         "eval_in": {"6": 16, "30": 3, "60": 2},
         "eval_out": 10,
-        "minutes": 8,
-        "train_minutes": 8,
+        "minutes": 6,
+        "train_minutes": 6,
         "gpus": 0,
     },
 }
