@@ -132,22 +132,28 @@ def write_plan_report(plan: Plan, out: Path, paths: dict[str, Path]) -> Path:
     summaries = load_summaries(plan, paths)
     verdict, ok = plan.verdict(summaries) if plan.verdict else (plan.title, None)
     report = Report(f"phylaw: {plan.title}", verdict, plan.note, ok=ok)
-    if summaries:
+    by_scenario: dict[str, dict] = {}  # one set of tables per scenario: their levels differ
+    for label, splits in summaries.items():
+        scenario = next(iter(splits.values())).get("scenario", "")
+        by_scenario.setdefault(scenario, {})[label] = splits
+    for scenario, group in by_scenario.items():
+        suffix = f" ({scenario})" if len(by_scenario) > 1 else ""
+        first = len(report.tables)
         for metric, title in (
             (HEADLINE, "|mean parsed vx - true vx| (the paper's headline), world units/s"),
             (PER_FRAME, "per-frame velocity error e (paper Sec. 3.1), world units/s"),
             ("abnormal", "abnormal rate (automatic plausibility flags)"),
         ):
-            report.tables.append(headline_table(summaries, metric, title))
-        report.tables[0].note = (
+            report.tables.append(headline_table(group, metric, title + suffix))
+        report.tables[first].note = (
             "Mean over videos [95% bootstrap interval] (n = videos scored). The parse floor is "
             "the same metric on the ground-truth videos at the same resolution."
         )
         for metric, label in ((HEADLINE, "|mean v - v| (world units/s)"), (PER_FRAME, "e")):
             report.figures.append(
                 (
-                    f"{label} per group, log scale",
-                    figure_png(error_figure(summaries, metric, label)),
+                    f"{label} per group, log scale{suffix}",
+                    figure_png(error_figure(group, metric, label)),
                 )
             )
     if plan.tables:
