@@ -115,6 +115,25 @@ def read_batches(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failur
             yield got[members], np.stack([vids[k] for k in members])
 
 
+def resolve_frames(cfg, source, store: Store) -> tuple[int, ...] | None:
+    """The split frames the videos hold: ``cfg.frames``, else the source's own record (e.g.
+    ``phylaw sample``'s frame_indices), else None (all); checked against the split and
+    ``cfg.num_cond_frames``."""
+    frames = cfg.frames
+    if frames is None and getattr(source, "frame_indices", None) is not None:
+        frames = source.frame_indices
+    if frames is None:
+        return None
+    frames = tuple(int(f) for f in frames)
+    t_all = store.manifest["num_frames"]
+    if not all(0 <= f < t_all for f in frames) or len(frames) <= cfg.num_cond_frames:
+        raise PhylawError(
+            f"frames {list(frames)} do not fit the split's {t_all} frames and "
+            f"{cfg.num_cond_frames} condition frames"
+        )
+    return frames
+
+
 def evaluate(
     source: VideoSource | Predict,
     data: str | Path | Store,
@@ -124,15 +143,7 @@ def evaluate(
 ) -> EvalResult:
     """Score ``source`` (a ``VideoSource`` or a ``predict`` callable) on the split ``data``."""
     store = data if isinstance(data, Store) else open_store(data)
-    if cfg.frames is None and getattr(source, "frame_indices", None) is not None:
-        cfg = replace(cfg, frames=source.frame_indices)
-    if cfg.frames is not None:
-        bad = [f for f in cfg.frames if not 0 <= f < store.manifest["num_frames"]]
-        if bad or len(cfg.frames) <= cfg.num_cond_frames:
-            raise PhylawError(
-                f"frames {list(cfg.frames)} do not fit the split's "
-                f"{store.manifest['num_frames']} frames and {cfg.num_cond_frames} condition frames"
-            )
+    cfg = replace(cfg, frames=resolve_frames(cfg, source, store))
     n = len(store) if cfg.limit is None else min(cfg.limit, len(store))
     rows = np.arange(n)
     failures: list[Failure] = list(getattr(source, "duplicates", []))

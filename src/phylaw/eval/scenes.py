@@ -30,7 +30,7 @@ from phylaw.data.views import render_batch
 from phylaw.eval.aggregate import aggregate
 from phylaw.eval.fidelity import frame_range_mean, fvd, i3d_features, lpips_distance, psnr, ssim
 from phylaw.eval.physics import VideoMetrics
-from phylaw.eval.run import EvalResult, read_batches, write_outputs
+from phylaw.eval.run import EvalResult, read_batches, resolve_frames, write_outputs
 from phylaw.eval.scene_flags import SCENE_FLAGS, SceneStart, scene_flag_matrix
 from phylaw.eval.sources import Failure, VideoSource
 from phylaw.render.geometry import PixelGrid
@@ -83,15 +83,8 @@ def evaluate_scenes(
     store = data if isinstance(data, Store) else open_store(data)
     if callable(source):
         raise PhylawError("scene evaluation reads videos from a file or folder, not a callable")
-    t_all = store.manifest["num_frames"]
-    if cfg.frames is None and getattr(source, "frame_indices", None) is not None:
-        cfg = replace(cfg, frames=tuple(source.frame_indices))
-    frames = list(range(t_all) if cfg.frames is None else cfg.frames)
-    if not all(0 <= f < t_all for f in frames) or len(frames) <= cfg.num_cond_frames:
-        raise PhylawError(
-            f"frames {frames} do not fit the split's {t_all} frames and "
-            f"{cfg.num_cond_frames} condition frames"
-        )
+    cfg = replace(cfg, frames=resolve_frames(cfg, source, store))
+    frames = list(range(store.manifest["num_frames"]) if cfg.frames is None else cfg.frames)
     lpips_net, i3d = _network("lpips", cfg.lpips_weights), _network("i3d", cfg.i3d_weights)
     n = len(store) if cfg.limit is None else min(cfg.limit, len(store))
     failures: list[Failure] = list(getattr(source, "duplicates", []))

@@ -86,7 +86,7 @@ def _cell(summary: dict | None, key: str, scale: float, digits: int) -> str:
 
 def _tables(s: dict):
     def tables(paths: dict) -> list[Table]:
-        rows = []
+        rows, flags = [], []
         for model in s["models"]:
             for templates in TEMPLATE_SETS:
                 for key, split in SPLITS.items():
@@ -100,17 +100,11 @@ def _tables(s: dict):
                             "-" if not floor else f"{100 * floor['abnormal']:.1f}",
                         ]
                     )
-        flags = []
-        for model in s["models"]:
-            for templates in TEMPLATE_SETS:
-                for key, split in SPLITS.items():
-                    sm = _summary(paths, f"eval {model} {templates} {key}")
-                    if sm is None:
-                        continue
-                    flags.append(
-                        [model, templates, split]
-                        + [_cell(sm, f"flag_{f}", 100, 1).split(" ")[0] for f in sm["flags"]]
-                    )
+                    if sm is not None:
+                        flags.append(
+                            [model, templates, split]
+                            + [_cell(sm, f"flag_{f}", 100, 1).split(" ")[0] for f in sm["flags"]]
+                        )
         from phylaw.eval.scene_flags import SCENE_FLAGS
 
         return [
