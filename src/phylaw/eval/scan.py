@@ -36,6 +36,7 @@ BLOB_ALPHA = 0.5  # membership of a blob pixel
 ORDERS = tuple((p, q) for n in range(5) for p in range(n, -1, -1) for q in [n - p])
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)  # 8 white bytes
 _J = np.arange(GROUP, dtype=np.float64)
+_J32 = _J.astype(np.float32)
 _POWERS = np.stack([_J**m for m in range(5)]).astype(np.float32)  # [5, 8]
 _BINOM = [[1], [1, 1], [1, 2, 1], [1, 3, 3, 1], [1, 4, 6, 4, 1]]
 
@@ -173,22 +174,28 @@ def moments(chunk: Chunk, wf: np.ndarray, centre: np.ndarray, radius: np.ndarray
     sel = sel[(wf[:, sel] >= SOLID * SCALE).any(axis=0)]
     a, b, r = a[sel], b[sel], r[sel]
     w = wf[:, sel]
-    u = a.astype(np.float32)[None, :] + _J.astype(np.float32)[:, None]  # [8, m]
-    inside = u * u <= (r * r - b * b).astype(np.float32)[None, :]
-    w = np.where(inside & (w >= SOLID * SCALE), w, np.float32(0))
+    u = a.astype(np.float32)[None, :] + _J32[:, None]  # [8, m]
+    keep = u * u <= (r * r - b * b).astype(np.float32)[None, :]
+    keep &= w >= SOLID * SCALE
+    w *= keep
     t = (_POWERS @ w).astype(np.float64)  # [5, m]: sum_j j^m w_j
+    up = [t[0], a * t[0] + t[1]]  # sum_j w_j (a + j)^p, by the binomial theorem
     a2 = a * a
-    up = [  # sum_j w_j (a + j)^p
-        t[0],
-        a * t[0] + t[1],
-        a2 * t[0] + 2 * a * t[1] + t[2],
-        a2 * a * t[0] + 3 * a2 * t[1] + 3 * a * t[2] + t[3],
-        a2 * a2 * t[0] + 4 * a2 * a * t[1] + 6 * a2 * t[2] + 4 * a * t[3] + t[4],
-    ]
-    b2 = b * b
-    bq = [None, b, b2, b2 * b, b2 * b2]
-    values = np.stack([up[p] if q == 0 else up[p] * bq[q] for p, q in ORDERS])
-    return central(chunk.per_frame(values, sel) / SCALE)
+    up.append(a2 * t[0] + 2 * a * t[1] + t[2])
+    up.append(a * (a2 * t[0] + 3 * a * t[1] + 3 * t[2]) + t[3])
+    up.append(a2 * (a2 * t[0] + 4 * a * t[1] + 6 * t[2]) + 4 * a * t[3] + t[4])
+    bq = [None, b, b * b]
+    bq += [bq[2] * b, bq[2] * bq[2]]
+    frame = fr[sel]
+    starts = np.searchsorted(frame, np.arange(chunk.frames))
+    has = np.diff(np.append(starts, len(frame))) > 0
+    raw = np.zeros((len(ORDERS), chunk.frames))
+    if has.any():
+        tmp = np.empty_like(a)
+        for k, (p, q) in enumerate(ORDERS):
+            v = up[p] if q == 0 else np.multiply(up[p], bq[q], out=tmp)
+            raw[k, has] = np.add.reduceat(v, starts[has])
+    return central(raw / SCALE)
 
 
 def central(raw: np.ndarray) -> np.ndarray:
@@ -214,9 +221,48 @@ def blobs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Connected components (8-neighbour, within a frame) of the pixels with membership >=
     ``BLOB_ALPHA``: ``(count [F], largest [F])``: the components of at least ``min_px`` pixels
-    and ``rel`` times the frame's largest, and the size in pixels of the largest."""
+    and ``rel`` times the frame's largest, and the size in pixels of the largest.
+
+    Fast path: a frame whose member pixels form one run per row, on consecutive rows whose runs
+    touch, is one blob (a ball always is); only the other frames are labelled pixel by pixel.
+    """
+    f, h = chunk.frames, chunk.height
+    count, largest = np.zeros(f, dtype=np.int64), np.zeros(f, dtype=np.int64)
+    member = weight >= int(BLOB_ALPHA * SCALE + 0.5)
+    g = np.flatnonzero(member.any(axis=0))
+    if g.size == 0:
+        return count, largest
+    m = member[:, g]
+    cnt = m.sum(axis=0)
+    first = chunk.col0[g] + m.argmax(axis=0)
+    last = chunk.col0[g] + (GROUP - 1 - m[::-1].argmax(axis=0))
+    key = chunk.groups[g] // (chunk.padded // GROUP)  # frame * H + row, non-decreasing
+    rs = np.flatnonzero(np.r_[True, np.diff(key) != 0])
+    rkey, rframe = key[rs], key[rs] // h
+    r_first = np.minimum.reduceat(first, rs)
+    r_last = np.maximum.reduceat(last, rs)
+    r_cnt = np.add.reduceat(cnt, rs)
+    complex_ = np.zeros(f, dtype=bool)
+    complex_[rframe[r_last - r_first + 1 != r_cnt]] = True  # a row with two runs
+    touch = (rkey[1:] == rkey[:-1] + 1) & (r_first[1:] <= r_last[:-1] + 1)
+    touch &= r_last[1:] >= r_first[:-1] - 1
+    complex_[rframe[1:][(rframe[1:] == rframe[:-1]) & ~touch]] = True  # rows apart
+    size = np.bincount(rframe, weights=r_cnt, minlength=f).astype(np.int64)
+    simple = ~complex_ & (size > 0)
+    largest[simple] = size[simple]
+    count[simple] = size[simple] >= min_px
+    if complex_.any():
+        sub = member * complex_[chunk.frame][None, :]
+        c, lg = _label(chunk, sub, min_px, rel)
+        count[complex_], largest[complex_] = c[complex_], lg[complex_]
+    return count, largest
+
+
+def _label(chunk: Chunk, member: np.ndarray, min_px: float, rel: float):
+    """``blobs`` by labelling: runs of member pixels per row, joined when they touch on
+    consecutive rows (diagonals included), components by a sparse-graph search."""
     f, h, wp = chunk.frames, chunk.height, chunk.padded
-    idx = chunk.pixel_index(weight >= int(BLOB_ALPHA * SCALE + 0.5))
+    idx = chunk.pixel_index(member)
     count, largest = np.zeros(f, dtype=np.int64), np.zeros(f, dtype=np.int64)
     if idx.size == 0:
         return count, largest
