@@ -61,9 +61,9 @@ def _time_min(r: Resources, minutes: float, share: int = 1) -> int:
 def _job(name: str, step: str, stage: Stage, key: str, partition: str, **kw) -> Job:
     r = stage.resources
     training = stage.kind == "train"
-    if r.nodes > 1 and not training:
-        raise PhylawError(f"stage {stage.name!r}: only training stages run on several nodes")
     tasks = r.tasks_per_node or (max(1, r.gpus_per_node) if training else 1)
+    if (r.nodes > 1 or tasks > 1) and not training:
+        raise PhylawError(f"stage {stage.name!r}: only training stages run several processes")
     kw.setdefault("time_min", _time_min(r, stage.minutes))
     return Job(
         name,
