@@ -173,12 +173,14 @@ def test_scales_are_functions_editing_the_papers_settings():
 
 def test_verdict_says_plainly_whether_the_finding_was_reproduced():
     def summary(mean, floor=0.001):
-        stats = {"velocity_error_mean": {"mean": mean}}
-        return {"overall": {"metrics": stats}, "floor": {"overall": {"metrics": {
-            "velocity_error_mean": {"mean": floor}}}}}  # fmt: skip
+        stats = {"velocity_error": {"mean": mean, "count": 64}, "velocity_error_mean": {
+            "mean": mean / 2}}  # fmt: skip
+        return {"overall": {"metrics": stats, "tracked_fraction": 0.97}, "floor": {"overall": {
+            "metrics": {"velocity_error": {"mean": floor}}}}}  # fmt: skip
 
     text, ok = verdict({"model": {"id": summary(0.05), "ood": summary(0.6)}})
     assert ok and text.startswith("Reproduced") and "12.0 times" in text
+    assert "64 videos, tracked 97.0 %" in text and "|mean v - v|: 0.025 ID" in text
     text, ok = verdict({"model": {"id": summary(0.3), "ood": summary(0.6)}})
     assert not ok and text.startswith("Not reproduced") and "above 0.1" in text
     text, ok = verdict({"model": {"id": summary(0.05), "ood": summary(0.1)}})

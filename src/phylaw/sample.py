@@ -247,6 +247,7 @@ def sample_split(
         "level": states.level,
         "times": store.times[idx],
         "frame_indices": np.asarray(idx),
+        "cond_frames": np.asarray(cfg.diffusion.cond_frames),
         "param_names": np.array(store.manifest["param_names"]),
         "levels": np.array(store.levels),
     }
@@ -285,6 +286,7 @@ def _listing(store: Store, states, ids: np.ndarray, record: dict) -> dict:
         "fps": record["fps"],
         "frame_times_s": record["frame_times_s"],
         "frame_indices": record["frame_indices"],
+        "cond_frames": record["cond_frames"],
         "param_names": store.manifest["param_names"],
         "videos": [
             {

@@ -194,8 +194,17 @@ def write_baseline(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PhylawError(f"cannot write to {out}: {e.strerror}; choose another --out") from None
-    if ctx.frames is not None:  # tells phylaw eval which of the split's frames these are
-        write_json(out / "videos.json", {"baseline": name, "frame_indices": list(ctx.frames)})
+    # tells phylaw eval which of the split's frames these are and how many were given
+    frames = None if ctx.frames is None else list(ctx.frames)
+    write_json(
+        out / "videos.json",
+        {
+            "baseline": name,
+            "frame_indices": frames,
+            "cond_frames": ctx.num_cond_frames,
+            "resolution_px": ctx.resolution,
+        },
+    )
     ids = ctx.store.column("index")
     n = len(ctx.store) if limit is None else min(limit, len(ctx.store))
     ext = "mp4" if fmt == "mp4" else "npz"

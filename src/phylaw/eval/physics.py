@@ -342,6 +342,24 @@ def _segments(truth: Trajectory, scenario: str, b: int, t: int):
     return segments, sc
 
 
+def scored_samples(
+    parsed: ParsedStates, truth: Trajectory, scenario: str, num_cond_frames: int = NUM_COND_FRAMES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which velocity samples e counts and how: ``(valid [B, S], tracked [B, S, N], v [B, S,
+    N, 2])``: valid samples of the unprefixed metrics (generated frames, the truth fully in
+    view, post-contact for collision), whether each ball was tracked in both frames (else it
+    is charged the penalty), and the parsed velocities (cut discs recentred; NaN untracked).
+    For plots that must show what the metric sees."""
+    get_scenario(scenario)
+    _check(parsed, truth, num_cond_frames)
+    b, t = truth.pos.shape[:2]
+    k = _track(parsed, truth)
+    valid = _fully_in_view(truth.pos, k.radius) & (np.arange(t) >= num_cond_frames)
+    seg_frames, seg_samples = _segments(truth, scenario, b, t)[0][""]
+    frames = valid & seg_frames
+    return seg_samples & frames[:, :-1] & frames[:, 1:], k.pair, k.v
+
+
 def physics_metrics(
     parsed: ParsedStates,
     truth: Trajectory,

@@ -58,9 +58,13 @@ class Report:
 
 
 # ------------------------------------------------------------------------------ numbers
-def _stats(summary: dict, group: str, metric: str) -> dict | None:
+def _group(summary: dict, group: str) -> dict:
     g = summary.get("overall") if group == "all" else summary.get("levels", {}).get(group)
-    stats = (g or {}).get("metrics", {}).get(metric)
+    return g or {}
+
+
+def _stats(summary: dict, group: str, metric: str) -> dict | None:
+    stats = _group(summary, group).get("metrics", {}).get(metric)
     if not stats or stats.get("mean") is None or not np.isfinite(stats["mean"]):
         return None
     return stats
@@ -80,13 +84,31 @@ def groups_of(split_summaries: dict[str, dict]) -> list[tuple[str, str, str]]:
     return out
 
 
-def cell(stats: dict | None, digits: int = 3) -> str:
-    """'mean [low, high] (n)' or '-'."""
+def stands_on(stats: dict | None, group: dict | None = None) -> str:
+    """'n=245 of 256, tracked 97.1%': the videos a mean stands on (of the group's videos) and,
+    below 99.5 %, the tracked fraction of its ball-samples (the rest carry the penalty)."""
+    if stats is None:
+        return ""
+    n = stats.get("count", "?")
+    group = group or {}
+    text = f"n={n}" if group.get("videos") in (None, n) else f"n={n} of {group['videos']}"
+    tracked = group.get("tracked_fraction")
+    if tracked is not None and tracked < 0.995:
+        text += f", tracked {100 * tracked:.1f}%"
+    return text
+
+
+def cell(stats: dict | None, digits: int = 3, group: dict | None = None) -> str:
+    """'mean [low, high] (n=..., tracked ...)' or '-'."""
     if stats is None:
         return "-"
     lo, hi = stats.get("ci_low"), stats.get("ci_high")
     ci = f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None and hi is not None else ""
-    return f"{stats['mean']:.{digits}f}{ci} (n={stats.get('count', '?')})"
+    return f"{stats['mean']:.{digits}f}{ci} ({stands_on(stats, group)})"
+
+
+def _cell_of(summary: dict, group: str, metric: str) -> str:
+    return cell(_stats(summary, group, metric), group=_group(summary, group))
 
 
 def headline_table(
@@ -101,12 +123,11 @@ def headline_table(
     if any("floor" in s for s in floor_src.values()):
         rows.append(
             ["parse floor (ground truth)"]
-            + [cell(_stats(floor_src[k].get("floor", {}), g, metric)) for _, k, g in groups]
+            + [_cell_of(floor_src[k].get("floor", {}), g, metric) for _, k, g in groups]
         )
     for name, splits in methods.items():
         rows.append(
-            [name]
-            + [cell(_stats(splits[k], g, metric)) if k in splits else "-" for _, k, g in groups]
+            [name] + [_cell_of(splits[k], g, metric) if k in splits else "-" for _, k, g in groups]
         )
     return Table(title, ["method"] + [label for label, _, _ in groups], rows)
 
@@ -148,34 +169,55 @@ def error_figure(methods: dict[str, dict[str, dict]], metric: str, ylabel: str):
         hi = np.array([s.get("ci_high", s["mean"]) if s else np.nan for s in stats])
         xs = x - 0.4 + width * (m + 0.5)
         ax.errorbar(xs, ys, yerr=[ys - lo, hi - ys], fmt="o", capsize=3, label=name, markersize=5)
+        for xi, yi, (_, k, g) in zip(xs, ys, groups, strict=True):
+            tracked = _group(splits.get(k, {}), g).get("tracked_fraction")
+            if np.isfinite(yi) and tracked is not None and tracked < 0.995:
+                ax.annotate(
+                    f"{100 * tracked:.0f}%", (xi, yi), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points",
+                )  # fmt: skip
     floor = [_stats(first.get(k, {}).get("floor", {}), g, metric) for _, k, g in groups]
     for xi, f in zip(x, floor, strict=True):
         if f:
             ax.hlines(f["mean"], xi - 0.45, xi + 0.45, colors="k", linestyles="dashed")
     ax.plot([], [], "k--", label="parse floor")
-    ax.set_xticks(x, [label for label, _, _ in groups])
+    counts = [_group(first.get(k, {}), g).get("videos", "?") for _, k, g in groups]
+    ax.set_xticks(x, [f"{label}\n(n={n})" for (label, _, _), n in zip(groups, counts, strict=True)])
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
+    ax.set_title("% beside a point: tracked ball-samples, where below 99.5 %", fontsize=7)
     ax.grid(True, axis="y", alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="best")
     return fig
 
 
-def velocity_figure(cases: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], cond: int):
-    """``cases``: (title, times [T], true vx [T-1], parsed vx [T-1]) per video: the velocity
-    between consecutive frames over time, the condition frames shaded."""
+def velocity_figure(cases: list[tuple], cond: int):
+    """``cases``: (title, times [T], true vx [T-1], parsed vx [T-1], scored [T-1], tracked
+    [T-1]) per video: the velocity between consecutive frames over time, the condition frames
+    shaded. Samples the metric scores are drawn solid; samples it does not score (condition
+    frames, the true ball partly out of view) hollow and grey; scored samples whose ball was
+    not found once in both frames are marked x at the bottom (e charges them |v| + 10)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 2.8), squeeze=False)
-    for ax, (title, t, v_true, v_gen) in zip(axes[0], cases, strict=True):
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 2.9), squeeze=False)
+    for ax, (title, t, v_true, v_gen, scored, tracked) in zip(axes[0], cases, strict=True):
         mid = (t[1:] + t[:-1]) / 2
         ax.axvspan(t[0], t[cond - 1], color="0.9", label="given")
         ax.plot(mid, v_true, "k-", label="truth")
-        ax.plot(mid, v_gen, "o-", color="tab:red", markersize=3, label="parsed from video")
+        shown = np.where(scored & tracked, v_gen, np.nan)
+        ax.plot(mid, shown, "o-", color="tab:red", markersize=3, label="parsed, scored")
+        off = ~scored & np.isfinite(v_gen)
+        ax.plot(mid[off], v_gen[off], "o", mfc="none", color="0.6", markersize=3,
+                label="not scored")  # fmt: skip
+        lost = scored & ~tracked
+        if lost.any():
+            ax.plot(mid[lost], np.full(lost.sum(), 0.0), "x", color="tab:red", transform=
+                    ax.get_xaxis_transform(), label="not found: |v| + 10")  # fmt: skip
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("time (s)")
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("vx (world units/s)")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=6)
     fig.tight_layout()
     return fig
 

@@ -2,8 +2,8 @@
 
 Per scenario: train an autoencoder (`phylaw train-ae`) on the 30K training split, reconstruct
 ID evaluation videos (posterior mean), parse them and the ground truth with the same parser,
-and report the headline error of each and their ratio (the paper's VAE: 1.06 for uniform
-motion, "reconstruction keeps the physics").
+and report the error of each (|mean v - v|, the metric of Table 3's numbers, and e) and their
+ratio (the paper's VAE: 1.06 for uniform motion, "reconstruction keeps the physics").
 
 * ``--scale paper``: ae-paper (8x spatial, 4x causal temporal) on 32 frames of 128x128.
 * ``--scale cpu``: ae-small on 32 px for 15 minutes per scenario (the paper's setting needs a

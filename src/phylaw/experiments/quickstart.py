@@ -5,8 +5,10 @@ trained from scratch on the 30K training split for ``minutes``; it continues the
 evaluation videos from their first 3 frames; the continuations, three baselines (the last
 condition frame frozen, constant-velocity extrapolation, the nearest training case) and the
 ground truth (the parse floor) are scored from pixels; the report says whether the paper's
-finding holds at this scale: in distribution, the model's |mean parsed v - true v| is small
-(target <= 0.1 world units/s); out of distribution it is far larger (target >= 5x).
+finding holds at this scale: in distribution, the model's velocity error e (the paper's Sec.
+3.1 definition; a ball the model loses is charged, so a failing model cannot look good) is
+small (target <= 0.1 world units/s); out of distribution it is far larger (target >= 5x).
+|mean parsed v - true v| (the authors' code metric) is reported beside it.
 
 Everything is a stage of an experiment plan (`experiments.runner`): re-running the command
 skips finished stages and resumes the interrupted one.
@@ -28,42 +30,54 @@ from phylaw.train.presets import get_preset
 
 __all__ = ["ID_TARGET", "OOD_FACTOR", "plan", "verdict"]
 
-ID_TARGET = 0.1  # world units/s: the ID headline error the quickstart should reach
-OOD_FACTOR = 5.0  # OOD / ID headline error the paper's finding implies at least
+ID_TARGET = 0.1  # world units/s: the ID velocity error e the quickstart should reach
+OOD_FACTOR = 5.0  # OOD / ID error the paper's finding implies at least
+METRIC = "velocity_error"  # e: the paper's definition, monotone in failure
 PRESET = "cpu-uniform"
 EVAL_SIZES = {"eval-id": 256, "eval-ood": 384}  # 128 videos per OOD level
 BASELINES = ("copy-last", "constant-velocity", "nearest-case")
 
 
+def _overall(summary: dict, metric: str) -> tuple[float | None, str]:
+    """A summary's overall mean of ``metric`` and what it stands on ('256 videos, tracked
+    99.8 % of ball-samples')."""
+    g = summary.get("overall", {})
+    mean = g.get("metrics", {}).get(metric, {}).get("mean")
+    n, tracked = g.get("metrics", {}).get(metric, {}).get("count"), g.get("tracked_fraction")
+    basis = f"{n} videos" + ("" if tracked is None else f", tracked {100 * tracked:.1f} %")
+    return mean, basis
+
+
 def verdict(summaries: dict[str, dict[str, dict]]) -> tuple[str, bool | None]:
-    """The finding in words from the model's and the floor's ID and OOD headline errors."""
+    """The finding in words from the model's and the floor's ID and OOD errors e (``METRIC``:
+    the paper's definition, which a model cannot lower by losing the ball), with the authors'
+    |mean v - v| beside them."""
     model = summaries.get("model", {})
-    floor = None
-    try:
-        id_e = model["id"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
-        ood_e = model["ood"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
-        floor = model["id"]["floor"]["overall"]["metrics"]["velocity_error_mean"]["mean"]
-    except (KeyError, TypeError):
-        id_e = ood_e = None
-    if id_e is None or ood_e is None or floor is None:
+    if "id" not in model or "ood" not in model:
+        return "Not reproduced: the model's evaluations are missing.", False
+    id_e, id_basis = _overall(model["id"], METRIC)
+    ood_e, ood_basis = _overall(model["ood"], METRIC)
+    floor, _ = _overall(model["id"].get("floor", {}), METRIC)
+    id_gap, _ = _overall(model["id"], "velocity_error_mean")
+    ood_gap, _ = _overall(model["ood"], "velocity_error_mean")
+    if id_e is None or ood_e is None:
         return (
-            "Not reproduced: the model's videos could not be scored on the headline metric "
-            "(the parser found no ball in their generated frames; see the tables and videos). "
-            "Train longer with --minutes.",
+            "Not reproduced: no evaluation video has a frame pair with the ball in view.",
             False,
         )
     ratio = ood_e / id_e if id_e else float("inf")
     ok = id_e <= ID_TARGET and ratio >= OOD_FACTOR
     numbers = (
-        f"in distribution the model's |mean parsed velocity - true velocity| is {id_e:.3f} "
-        f"world units/s (parse floor of the ground truth: {floor:.4f}); out of distribution it "
-        f"is {ood_e:.3f}, {ratio:.1f} times the ID error."
+        f"in distribution the model's velocity error e is {id_e:.3f} world units/s ({id_basis}; "
+        f"parse floor of the ground truth {floor if floor is None else round(floor, 4)}); out "
+        f"of distribution it is {ood_e:.3f} ({ood_basis}), {ratio:.1f} times the ID error. "
+        f"The authors' |mean v - v|: {id_gap:.3f} ID, {ood_gap:.3f} OOD."
     )
     if ok:
         return (
             "Reproduced at this scale: " + numbers + " The model continues uniform motion "
             "within the training ranges and fails outside them, as in the paper "
-            f"(targets: ID <= {ID_TARGET}, OOD >= {OOD_FACTOR:g}x ID).",
+            f"(targets on e: ID <= {ID_TARGET}, OOD >= {OOD_FACTOR:g}x ID).",
             True,
         )
     missed = []
