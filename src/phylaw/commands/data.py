@@ -16,13 +16,17 @@ def _data_build(args) -> None:
     from phylaw.data.spaces import resolve_split
 
     if args.scenario == "combinatorial":
+        if args.oversample:
+            raise PhylawError("--oversample applies to uniform, collision and parabola only")
         if args.ranges is not None:
             raise PhylawError("--ranges applies to uniform, collision and parabola only")
         spec = resolve_scene_split(args.split, args.size, args.seed, args.templates)
     elif args.templates is not None:
         raise PhylawError("--templates applies to --scenario combinatorial only")
     else:
-        spec = resolve_split(args.scenario, args.split, args.size, args.seed, args.ranges or "code")
+        spec = resolve_split(
+            args.scenario, args.split, args.size, args.seed, args.ranges or "code", args.oversample
+        )
     store = build_split(spec, args.out, workers=args.workers, shard_size=args.shard_size)
     m = store.manifest
     print(
@@ -89,12 +93,16 @@ def register(sub) -> None:
         "generate a split (parameters and exact trajectories) into DIR",
         "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
         "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
+        "  phylaw data build --scenario collision --split eval-ood --oversample --out data/c-ood\n"
         "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
         "--out data/p5k --workers 2\n\n"
         "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
         "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
         "subsample of the smallest level grid holding that many points. For eval splits:\n"
-        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n\n"
+        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n"
+        "Collision placement drops candidates (most at high speed and radius), so OOD levels\n"
+        "end unequal ('phylaw data info' shows kept/drawn per level); --oversample draws\n"
+        "each level until it holds its share of SIZE.\n\n"
         "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
         "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
         "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
@@ -131,6 +139,11 @@ def register(sub) -> None:
         default=None,
         choices=["code", "paper"],
         help="parameter ranges: the authors' code (default) or the paper's App. A.4",
+    )
+    b.add_argument(
+        "--oversample",
+        action="store_true",
+        help="eval splits: draw each level until it holds its share after placement drops",
     )
     b.add_argument("--shard-size", type=int, default=None, help=argparse.SUPPRESS)
 

@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 from phylaw import PhylawError, __version__
 from phylaw.data import combinatorial
 from phylaw.data.rng import uniforms
-from phylaw.data.spaces import SplitSpec, candidate_params, train_selection
+from phylaw.data.spaces import (
+    SplitSpec,
+    candidate_params,
+    level_shares,
+    oversample_selection,
+    train_selection,
+)
 from phylaw.data.store import (
     FORMAT,
     FORMAT_VERSION,
@@ -68,7 +74,8 @@ def simulate_range(
         b1 = min(b0 + BLOCK, stop)
         index = np.arange(b0, b1, dtype=np.int64)
         params, level = candidate_params(spec, b0, b1, selection)
-        u = uniforms(spec.key("placement"), index, scen.NUM_UNIFORMS)
+        draws = index if selection is None or spec.split == "train" else selection[index]
+        u = uniforms(spec.key("placement"), draws, scen.NUM_UNIFORMS)
         pos0, pos, _, valid = scen.simulate(params, u, times)
         m = int(valid.sum())
         for key, value in zip(out, (index, params, pos0, pos, level), strict=True):
@@ -187,7 +194,11 @@ def _build_missing(spec, root: Path, ranges: list, workers: int, progress: bool)
             entries[name] = entry
     todo = [(n, s, e) for n, s, e in ranges if n not in entries]
     scenes = isinstance(spec, combinatorial.SceneSplitSpec)
-    selection = train_selection(spec) if spec.split == "train" and not scenes and todo else None
+    selection = None
+    if not scenes and todo and spec.split == "train":
+        selection = train_selection(spec)
+    elif not scenes and todo and spec.oversample:
+        selection = oversample_selection(spec)[0]
     jobs = [(spec, str(root), n, s, e, selection) for n, s, e in todo]
     total = sum(e - s for _, s, e in ranges)
     bar = tqdm(
@@ -330,6 +341,7 @@ def manifest(spec, shards: list[dict], shard_size: int) -> dict:
         }
         return dict(common, **combinatorial.manifest_fields(spec))
     scen = get_scenario(spec.scenario)
+    drawn = oversample_selection(spec)[1] if spec.oversample else level_shares(spec)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -346,6 +358,7 @@ def manifest(spec, shards: list[dict], shard_size: int) -> dict:
         "param_names": list(scen.PARAM_NAMES),
         "levels": list(spec.level_names),
         "level_counts": dict(zip(spec.level_names, level_counts, strict=True)),
+        "level_candidates": dict(zip(spec.level_names, drawn.tolist(), strict=True)),
         "num_frames": NUM_FRAMES,
         "frame_dt_s": FRAME_DT_S,
         "frame_times_s": frame_times().tolist(),

@@ -27,6 +27,7 @@ def describe(root: str | Path, verify: bool = False) -> str:
         f"(t0 = {m['frame_times_s'][0]:.4g} s), world {m['world_size']} x {m['world_size']}",
         "levels     " + ", ".join(f"{k}: {v}" for k, v in m["level_counts"].items()),
     ]
+    lines += _level_lines(store)
     for p, name in enumerate(m["param_names"]):
         col = params[:, p]
         if len(col):
@@ -48,6 +49,42 @@ def describe(root: str | Path, verify: bool = False) -> str:
                 " rebuild the split"
             )
     return "\n".join(lines)
+
+
+def _level_lines(store: Store) -> list[str]:
+    """Per level: videos kept of the candidates drawn and, where placement dropped candidates,
+    the parameters whose mean moved by more than 5 % (mean kept / mean drawn): which cases the
+    placement rule favours."""
+    from phylaw.data.spaces import LEVEL_SHIFT, SplitSpec, candidate_params
+
+    m = store.manifest
+    drawn = m.get("level_candidates")
+    if not drawn or m.get("source") != "phylaw" or "spec" not in m:
+        return []
+    spec = SplitSpec(**{k: v for k, v in m["spec"].items() if k != "format_version"})
+    levels = m["levels"]  # in code order (the JSON dicts are sorted by name)
+    if spec.oversample:
+        draws = [(k << LEVEL_SHIFT) + np.arange(drawn[name]) for k, name in enumerate(levels)]
+        draws = np.concatenate(draws)
+        params, code = candidate_params(spec, 0, len(draws), draws)
+    else:
+        params, code = candidate_params(spec, 0, spec.count)
+    kept_params, kept_code = store.column("params"), store.column("level")
+    lines = []
+    for k, name in enumerate(levels):
+        n, kept = drawn[name], m["level_counts"][name]
+        line = f"  {name:<8} {kept} kept of {n} drawn ({100 * kept / max(n, 1):.0f} %)"
+        if 0 < kept < n:
+            shift = kept_params[kept_code == k].mean(0) / params[code == k].mean(0)
+            moved = [
+                f"{p} x{r:.2f}"
+                for p, r in zip(m["param_names"], shift, strict=True)
+                if abs(r - 1) > 0.05
+            ]
+            if moved:
+                line += "; mean kept / drawn: " + ", ".join(moved)
+        lines.append(line)
+    return lines
 
 
 def tile(videos: np.ndarray, columns: int, gap_px: int = 2) -> np.ndarray:

@@ -14,9 +14,15 @@ Training sets are full Cartesian grids at the paper's size levels (uniform and p
 subsample of the smallest level holding enough points. Uniform and collision grids are
 ``linspace`` grids; parabola's are sorted uniform draws, as in the authors' code (drawn here
 from a fixed key, so they do not depend on the split seed). The ID evaluation set draws
-continuous points in the ID box and rejects any that lies on a training grid point of any size
-level; OOD sets draw each out-of-range coordinate from the low or the high OOD interval with
-equal probability, level by level (uniform/parabola: r, v, both; collision: the paper's six).
+continuous points in the ID box and rejects any that lies within ``ID_MIN_GRID_DISTANCE`` grid
+spacings (max-norm, each axis in its own spacing) of a training point of any size level; OOD
+sets draw each out-of-range coordinate from the low or the high OOD interval with equal
+probability, level by level (uniform/parabola: r, v, both; collision: the paper's six).
+
+Collision placement drops candidates (the balls must meet after 8 frames, inside the world), most
+at high speeds and radii, so OOD levels end unequal. ``oversample`` evaluation splits draw each
+level from its own stream until it holds its share of the requested count: every level has the
+same size, at the price of more draws where placement rejects more (``level_candidates``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from phylaw.physics.scenarios import get_scenario
 
 SPLITS = ("train", "eval-id", "eval-ood")
 Interval = tuple[float, float]
+ID_MIN_GRID_DISTANCE = 0.25  # eval-id points are this many grid spacings from training points
+LEVEL_SHIFT = 40  # oversampled splits: draw index = level << LEVEL_SHIFT | draw within level
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,7 @@ class SplitSpec:
     ranges: str = "code"
     level: str | None = None
     subsample: bool = False
+    oversample: bool = False  # eval splits: every level holds its share after placement drops
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -193,7 +202,12 @@ class SplitSpec:
 
 
 def resolve_split(
-    scenario: str, split: str, size: str | int | None, seed: int, ranges: str = "code"
+    scenario: str,
+    split: str,
+    size: str | int | None,
+    seed: int,
+    ranges: str = "code",
+    oversample: bool = False,
 ) -> SplitSpec:
     """Validate user input and resolve it to a ``SplitSpec`` (one clear error per mistake)."""
     get_scenario(scenario)
@@ -203,11 +217,13 @@ def resolve_split(
         raise PhylawError(f"unknown ranges {ranges!r}; choose one of: {', '.join(RANGES)}")
     if not isinstance(seed, int) or seed < 0:
         raise PhylawError(f"invalid seed {seed!r}: give a non-negative integer")
+    if oversample and split == "train":
+        raise PhylawError("--oversample applies to evaluation splits (a training grid is fixed)")
     if split != "train":
         count = (
             DEFAULT_EVAL_SIZE[split][scenario] if size in (None, "default") else parse_count(size)
         )
-        return SplitSpec(scenario, split, str(count), count, seed, ranges)
+        return SplitSpec(scenario, split, str(count), count, seed, ranges, oversample=oversample)
     levels = LEVELS[scenario]
     text = "30K" if size is None else str(size).strip()
     for lv in levels:
@@ -260,11 +276,15 @@ def candidate_params(
         flat = index if selection is None else selection[index]
         return grid_points(axes, flat), np.zeros(len(index), dtype=np.int8)
     names = spec.param_names
+    draws = index if selection is None else selection[index]  # oversampled: own streams
     if spec.split == "eval-id":
-        return _eval_id_params(spec, index, names, ranges), np.zeros(len(index), dtype=np.int8)
+        return _eval_id_params(spec, draws, names, ranges), np.zeros(len(index), dtype=np.int8)
     levels = OOD_LEVELS[spec.scenario]
-    code = (index * len(levels) // spec.count).astype(np.int8)  # contiguous blocks per level
-    u = uniforms(spec.key("params"), index, 2 * len(names))
+    if selection is None:
+        code = (index * len(levels) // spec.count).astype(np.int8)  # contiguous blocks per level
+    else:
+        code = (draws >> LEVEL_SHIFT).astype(np.int8)
+    u = uniforms(spec.key("params"), draws, 2 * len(names))
     params = np.empty((len(index), len(names)))
     for p, name in enumerate(names):
         lo_hi = np.array(ranges.ood_intervals(name))  # [2 sides, 2]
@@ -276,8 +296,22 @@ def candidate_params(
     return params, code
 
 
-def _eval_id_params(spec, index, names, ranges, attempts: int = 4) -> np.ndarray:
-    """Continuous ID draws; a draw on any training grid point is replaced by the next draw."""
+def grid_distance(axes: list[np.ndarray], params: np.ndarray) -> np.ndarray:
+    """Distance [n] of points [n, P] to the nearest point of the grid ``axes``, in grid
+    spacings: max over parameters of |x - nearest axis value| / the axis's mean spacing."""
+    out = np.zeros(len(params))
+    for p, axis in enumerate(axes):
+        spacing = (axis[-1] - axis[0]) / max(1, len(axis) - 1)
+        k = np.clip(np.searchsorted(axis, params[:, p]), 1, len(axis) - 1)
+        near = np.minimum(np.abs(params[:, p] - axis[k - 1]), np.abs(params[:, p] - axis[k]))
+        out = np.maximum(out, near / spacing)
+    return out
+
+
+def _eval_id_params(spec, index, names, ranges, attempts: int = 64) -> np.ndarray:
+    """Continuous ID draws; a draw within ``ID_MIN_GRID_DISTANCE`` spacings of a training grid
+    point of any size level is replaced by the next draw of its stream (each level rejects
+    about (2 * 0.25)^P of the draws: a quarter for one ball, 1/16 for collision)."""
     u = uniforms(spec.key("params"), index, attempts * len(names))
     grids = [grid_axes(spec.scenario, lv, ranges) for lv in LEVELS[spec.scenario]]
     params = np.empty((len(index), len(names)))
@@ -287,7 +321,45 @@ def _eval_id_params(spec, index, names, ranges, attempts: int = 4) -> np.ndarray
             params[todo, p] = np.interp(
                 u[todo, a * len(names) + p], [0, 1], ranges.id_interval(name)
             )
-        todo &= np.any([on_grid(axes, params) for axes in grids], axis=0)
+        close = [grid_distance(axes, params) < ID_MIN_GRID_DISTANCE for axes in grids]
+        todo &= np.any(close, axis=0)
         if not todo.any():
             return params
-    raise AssertionError("ID draws kept landing on training grid points")  # probability ~0
+    raise AssertionError("ID draws kept landing near training grid points")  # p ~ 1e-15
+
+
+def level_shares(spec: SplitSpec) -> np.ndarray:
+    """Videos each level holds when nothing is dropped: the contiguous blocks of candidates,
+    int64 [levels]."""
+    n = len(spec.level_names)
+    code = np.arange(spec.count) * n // spec.count
+    return np.bincount(code, minlength=n).astype(np.int64)
+
+
+def oversample_selection(spec: SplitSpec, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The draws of an oversampled evaluation split: ``(draw indices [count] int64, candidates
+    drawn per level [levels])``. Level l draws from its own stream (draw index ``l <<
+    LEVEL_SHIFT | j``) in order of j until ``level_shares(spec)[l]`` of them pass the
+    scenario's placement rule; the split holds exactly those, level by level."""
+    scen = get_scenario(spec.scenario)
+    wanted = level_shares(spec)
+    times = np.zeros(1)  # placement does not depend on the frame times
+    chosen, drawn = [], np.zeros(len(wanted), dtype=np.int64)
+    for lv, need in enumerate(wanted):
+        got, j = [], 0
+        while need and sum(len(g) for g in got) < need:
+            draws = (lv << LEVEL_SHIFT) + np.arange(j, j + block, dtype=np.int64)
+            params, _ = candidate_params(spec, 0, block, draws)
+            u = uniforms(spec.key("placement"), draws, scen.NUM_UNIFORMS)
+            valid = scen.simulate(params, u, times)[3]
+            got.append(draws[valid])
+            j += block
+            if j > 1000 * max(need, 1):
+                raise PhylawError(
+                    f"placement rejects nearly every {spec.scenario} candidate of level "
+                    f"{spec.level_names[lv]}; it cannot be oversampled"
+                )
+        picked = np.concatenate(got)[:need] if got else np.zeros(0, np.int64)
+        chosen.append(picked)
+        drawn[lv] = 0 if not need else int(picked[-1] - (lv << LEVEL_SHIFT)) + 1
+    return np.concatenate(chosen), drawn
