@@ -73,9 +73,11 @@ def train_config(stage: Stage, inputs: dict[str, Path]):
 
 
 def _train(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.experiments.quickeval import quick_evaluator
     from phylaw.train.loop import train
 
-    result = train(train_config(stage, inputs), out, progress=progress)
+    cfg = train_config(stage, inputs)
+    result = train(cfg, out, evaluator=quick_evaluator(cfg), progress=progress)
     if result.stopped == "signal":
         raise Interrupted(f"training stopped at step {result.step}")
     return {"step": result.step, "stopped": result.stopped, "loss": result.loss}
