@@ -51,7 +51,7 @@ def plan(scale: str = "cpu", seed: int = 0) -> Plan:
     """Table 3 at ``scale``."""
     s = SETTINGS[scale]
     stages: list[Stage] = []
-    sets = [f"resolution_px={s['resolution']}"] if scale == "cpu" else []
+    sets = [f"data.resolution_px={s['resolution']}"] if scale == "cpu" else []
     for scenario in SCENARIOS:
         base = {"scenario": scenario, "seed": seed}
         stages += [

@@ -231,7 +231,7 @@ def plan(scale: str = "cpu", seed: int = 0) -> Plan:
         stages.append(
             Stage(
                 "autoencoder", "train-ae",
-                {"preset": "ae-paper", "sets": ["resolution_px=256"]},
+                {"preset": "ae-paper", "sets": ["data.resolution_px=256"]},
                 {"train": "data train 60"}, minutes=12 * 60,
             )
         )  # fmt: skip

@@ -141,17 +141,24 @@ def _evaluate(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) 
 
 
 def _train_ae(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
-    from phylaw.train.ae import ae_train_config, train_autoencoder
+    from phylaw.train.ae import train_autoencoder
+    from phylaw.train.ae_config import autoencoder_preset
+    from phylaw.train.config_core import override
 
     c = stage.config
-    sets = list(c.get("sets", ())) + ([f"max_minutes={c['minutes']}"] if c.get("minutes") else [])
-    ckpt = train_autoencoder(inputs["train"], out, ae_train_config(c["preset"], sets), progress)
-    return {"checkpoint": str(ckpt)}
+    sets = [*c.get("sets", ()), f"data.train={inputs['train']}"]
+    sets += [f"run.max_minutes={c['minutes']}"] if c.get("minutes") else []
+    result = train_autoencoder(
+        override(autoencoder_preset(c["preset"]), sets), out, progress=progress
+    )
+    if result.stopped == "signal":
+        raise Interrupted(f"autoencoder training stopped at step {result.step}")
+    return {"checkpoint": str(result.checkpoint), "step": result.step, "loss": result.loss}
 
 
 def _ae_recon(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.data.store import write_json
-    from phylaw.train.ae_recon import measure
+    from phylaw.experiments.ae_recon import measure
 
     result = measure(inputs["ae"], inputs["data"], stage.config["resolution"])
     write_json(out / "summary.json", result)
