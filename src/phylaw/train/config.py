@@ -105,7 +105,7 @@ class ModelConfig:
 class SpaceConfig:
     """Where diffusion runs: on pixels in [-1, 1], or on the latents of an autoencoder.
 
-    The latent path takes a `Codec` given to `train` (`loop.autoencoder_codec` wraps a
+    The latent path takes a `Codec` given to `train` (`generate.autoencoder_codec` wraps a
     `models.autoencoder.Autoencoder`). Time is compressed causally, as that autoencoder does:
     T frames -> 1 + ceil((T - 1) / temporal_factor) latent frames, the first encoding frame 0
     alone; the latent shape is (latent_channels, that, H / spatial_factor, W / spatial_factor).
