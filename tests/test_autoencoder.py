@@ -27,7 +27,7 @@ from phylaw.models.autoencoder import (
 from phylaw.train.ae import load_autoencoder, reconstruction_loss, train_autoencoder
 from phylaw.train.ae_config import AETrainConfig, autoencoder_preset
 from phylaw.train.checkpoint import latest_checkpoint, list_checkpoints, read_state, save_checkpoint
-from phylaw.train.config_core import config_from_dict, override
+from phylaw.train.config_core import dict_to_config, override
 
 TINY = AutoencoderConfig(channels=(8, 16, 16), temporal_down=(True, True), resolution_px=16)
 
@@ -281,7 +281,7 @@ def test_cli_train_ae_dry_run(capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert '"lr": 0.01' in out
-    cfg = config_from_dict(AETrainConfig, json.loads(out[: out.index("# autoencoder")]))
+    cfg = dict_to_config(AETrainConfig, json.loads(out[: out.index("# autoencoder")]))
     assert cfg.optim.lr == 0.01 and cfg.data.train.endswith("d") and cfg.preset == "ae-small"
 
 

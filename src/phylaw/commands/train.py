@@ -21,14 +21,14 @@ def resolve_config(args, kind: str = "dit"):
     --data (data.train), --set overrides and --minutes (run.max_minutes)."""
     from phylaw.data.store import read_json
     from phylaw.train.checkpoint import KINDS
-    from phylaw.train.config_core import config_from_dict, override
+    from phylaw.train.config_core import dict_to_config, override
 
     get, presets, default = _PRESETS[kind]()
     stored = args.out / "config.json"
     if args.preset:
         cfg = get(args.preset)
     elif stored.is_file():
-        cfg = config_from_dict(KINDS[kind], read_json(stored, "run config"), str(stored))
+        cfg = dict_to_config(KINDS[kind], read_json(stored, "run config"), str(stored))
     elif default:
         cfg = get(default)
     else:

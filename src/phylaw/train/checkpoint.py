@@ -42,7 +42,7 @@ from phylaw import PhylawError, __version__
 from phylaw.data.store import read_json, write_json
 from phylaw.train.ae_config import AETrainConfig
 from phylaw.train.config import TrainConfig
-from phylaw.train.config_core import config_from_dict, config_to_dict, json_ready
+from phylaw.train.config_core import config_to_dict, dict_to_config, json_ready
 
 __all__ = [
     "FORMAT",
@@ -273,7 +273,7 @@ def read_state(ckpt: str | Path, verify: bool = True, kind: str | None = None) -
             f"{ckpt} is a checkpoint of {_KIND_NAMES[found]}, not {_KIND_NAMES[kind]}"
         )
     where = f"{ckpt / 'state.json'}: config"
-    state["config"] = config_from_dict(KINDS[found], state["config"], where)
+    state["config"] = dict_to_config(KINDS[found], state["config"], where)
     if verify:
         for name in FILES:
             path = ckpt / name

@@ -282,4 +282,4 @@ def valid_keys() -> list[str]:
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     """Inverse of `config_to_dict`; refuses unknown keys and wrong types with one line."""
-    return config_core.config_from_dict(TrainConfig, data, where)
+    return config_core.dict_to_config(TrainConfig, data, where)

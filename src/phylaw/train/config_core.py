@@ -7,7 +7,7 @@ documented default on every field): `train.config.TrainConfig` for the DiT,
 to the task. The same functions serve both:
 
     override(cfg, ["optim.lr=3e-4", "model.patch_size=1,4,4"])   # `--set`, type-checked
-    config_to_dict(cfg) / config_from_dict(TrainConfig, data)     # JSON round trip
+    config_to_dict(cfg) / dict_to_config(TrainConfig, data)     # JSON round trip
     config_diff(old, new)                                         # 'key: a -> b' lines
 
 `override` applies all its assignments at once, so fields that must agree (`model.channels` and
@@ -33,8 +33,9 @@ __all__ = [
     "RunConfig",
     "choice",
     "config_diff",
-    "config_from_dict",
     "config_to_dict",
+    "dict_to_config",
+    "fixed_changes",
     "json_ready",
     "micro_batch",
     "override",
@@ -295,7 +296,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise PhylawError(f"{where}: {e}") from None
 
 
-def config_from_dict(cls: type, data: dict[str, Any], where: str = "config") -> Any:
+def dict_to_config(cls: type, data: dict[str, Any], where: str = "config") -> Any:
     """The config of class `cls` from `config_to_dict` data; refuses unknown keys and wrong
     types with one line."""
     return _build(cls, data, where)

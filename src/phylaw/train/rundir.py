@@ -22,7 +22,7 @@ import numpy as np
 from phylaw import PhylawError
 from phylaw.data.store import atomic_write_bytes, read_json, write_json
 from phylaw.data.video import encode_gif
-from phylaw.train.config_core import config_diff, config_from_dict, config_to_dict, fixed_changes
+from phylaw.train.config_core import config_diff, config_to_dict, dict_to_config, fixed_changes
 
 __all__ = ["RunLog", "StopFlag", "check_run_dir"]
 
@@ -33,7 +33,7 @@ def check_run_dir(cfg: Any, run_dir: Path) -> None:
     path = run_dir / "config.json"
     if path.exists():
         try:
-            old = config_from_dict(type(cfg), read_json(path, "run config"), str(path))
+            old = dict_to_config(type(cfg), read_json(path, "run config"), str(path))
         except PhylawError as e:
             raise PhylawError(
                 f"{run_dir} holds another kind of run or a broken config ({e}); choose another "
