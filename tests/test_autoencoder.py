@@ -293,3 +293,18 @@ def test_cli_train_ae_set_type_error_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "phylaw: error: invalid value 'fast' for optim.lr: expected a number\n"
     assert not (tmp_path / "o").exists()
+
+
+def test_train_ae_stage_runs_and_its_command_uses_the_shared_keys(ae_split, tmp_path):
+    from phylaw.experiments import stages
+    from phylaw.experiments.kinds import TrainAEStage
+
+    sets = ("model.channels=8,16,16", "model.resolution_px=16", "data.stats_videos=2")
+    sets += ("run.batch_size=2", "run.steps=1", "run.sample_every=0", "run.threads=1")
+    stage = TrainAEStage("ae", resolution_px=16, max_minutes=5, sets=sets, train="data")
+    done = stages.EXECUTORS["train-ae"](stage, {"train": ae_split}, tmp_path / "ae", False)
+    assert done["step"] == 1 and load_autoencoder(tmp_path / "ae").cfg.channels == (8, 16, 16)
+    cfg = read_state(latest_checkpoint(tmp_path / "ae"))["config"]
+    assert cfg.data.resolution_px == 16 and cfg.run.max_minutes == 5.0
+    line = stages.command(stage, {"train": ae_split}, tmp_path / "ae")
+    assert "--set data.resolution_px=16 --set run.max_minutes=5" in line

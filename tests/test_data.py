@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
-from phylaw.data.build import build_split
+from phylaw.data.build import (
+    build_shards,
+    build_split,
+    finalize_split,
+    prepare_split,
+    shard_ranges,
+)
 from phylaw.data.spaces import (
     LEVELS,
     OOD_LEVELS,
@@ -109,6 +115,20 @@ def test_same_seed_same_bytes_with_one_and_two_workers(tmp_path):
     a, b = _files(tmp_path / "w1"), _files(tmp_path / "w2")
     assert len([k for k in a if k.endswith("pos.npy")]) == 5
     assert a == b
+
+
+def test_a_build_spread_over_jobs_writes_the_same_bytes(tmp_path):
+    """Shard ranges built apart (in any order) and finalized = one build, byte for byte."""
+    spec = resolve_split("collision", "train", "12000", 7)
+    build_split(spec, tmp_path / "one", shard_size=2500, progress=False)
+    root = prepare_split(spec, tmp_path / "jobs")
+    assert len(shard_ranges(spec, 2500)) == 5
+    assert build_shards(spec, root, 3, 5, shard_size=2500, progress=False) > 0
+    with pytest.raises(PhylawError, match="3 of 5 shards are missing"):
+        finalize_split(spec, root, shard_size=2500)
+    build_shards(spec, root, 0, 3, shard_size=2500, progress=False)
+    store = finalize_split(spec, root, shard_size=2500)
+    assert _files(tmp_path / "one") == _files(root) and len(store) > 0
 
 
 def test_shard_size_does_not_change_the_videos(tmp_path):

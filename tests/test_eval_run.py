@@ -43,7 +43,7 @@ def test_copy_last_scores_its_speed_and_outputs_are_complete(split, tmp_path, ca
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "velocity_error" in out and "floor" in out
+    assert "e (paper Sec. 3.1)" in out and "floor" in out and "tracked" in out
     records = [json.loads(x) for x in (tmp_path / "out" / "videos.jsonl").read_text().splitlines()]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert len(records) == len(split) and summary["videos"] == len(split)
@@ -150,3 +150,55 @@ def test_baselines_on_a_clip_of_every_other_frame_are_scored_on_that_clip(split,
     e = {k: s["overall"]["metrics"]["velocity_error"]["mean"] for k, s in out.items()}
     speed = np.abs(split.column("params")[:, 1]).mean()
     assert e["constant-velocity"] < 0.05 < speed / 2 < e["copy-last"]
+
+
+# ------------------------------------------------------------------ monotone in failure
+@pytest.mark.parametrize("scenario,fmt", [("uniform", "npz"), ("collision", "mp4")])
+def test_losing_freezing_or_duplicating_a_ball_only_raises_e(tmp_path, scenario, fmt):
+    """On exported ground-truth videos with hand-made defects (the red ball, from frame 3, the
+    first generated one; edited on the rendered frames, then encoded when mp4): erased >=
+    frozen for every video, a few erased frames and a duplicate score above the clean video,
+    and every video counts in every mean."""
+    from phylaw.data.export import export_store
+    from phylaw.data.video import write_mp4
+    from phylaw.eval import defects
+    from phylaw.physics.state import Colour
+    from phylaw.render.palette import PALETTE
+
+    store = build_split(resolve_split(scenario, "eval-id", "16", 1), tmp_path / "s", progress=False)
+    path = export_store(store, "npz", tmp_path / "gt.npz", resolution=64, progress=False)
+    ids = store.column("index")
+    clean = np.load(path)["videos"]
+    red = PALETTE[Colour.RED]
+    y = store.trajectory(np.arange(len(store))).pos[:, 3, 0, 1]  # the red ball at frame 3
+    shift = np.stack([np.zeros_like(y), np.where(y > 5.0, 20.0, -20.0)], -1)  # towards the middle
+    frozen = clean.copy()
+    frozen[:, 3:] = clean[:, 2:3]
+    variants = {
+        "clean": clean,
+        "frozen": frozen,
+        "erased": defects.disappear(clean, red, 3),
+        "middle": defects.disappear(clean, red, 12, 15),
+        "duplicated": defects.duplicate(clean, red, shift, 3),
+    }
+    e = {}
+    for name, videos in variants.items():
+        if fmt == "npz":
+            np.savez(tmp_path / f"{name}.npz", videos=videos, index=ids)
+            source = open_source(tmp_path / f"{name}.npz", ids)
+        else:
+            (tmp_path / name).mkdir()
+            for i, video in zip(ids, videos, strict=True):
+                write_mp4(tmp_path / name / f"{i:07d}.mp4", video)
+            source = open_source(tmp_path / name, ids)
+        result = evaluate(source, store, cfg=EvalConfig(floor=False, resamples=50), progress=False)
+        assert result.summary["videos"] == len(store)  # nobody leaves the mean
+        e[name] = np.array([r["velocity_error"] for r in result.records], dtype=float)
+    scored = np.isfinite(e["clean"])
+    assert scored.sum() >= len(store) // 2
+    for name in variants:
+        assert np.array_equal(np.isfinite(e[name]), scored), name  # NaN only by the truth
+    s = scored
+    assert (e["erased"][s] >= e["frozen"][s]).all()
+    assert (e["middle"][s] > e["clean"][s]).all()
+    assert (e["duplicated"][s] > e["clean"][s]).all()

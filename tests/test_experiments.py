@@ -7,38 +7,45 @@ import pytest
 
 from phylaw import PhylawError
 from phylaw.cli import main
-from phylaw.experiments import EXPERIMENTS, get_plan
+from phylaw.experiments import EXPERIMENTS, get_plan, scaling
 from phylaw.experiments import stages as stage_mod
-from phylaw.experiments.plan import Plan, Stage, stage_keys
+from phylaw.experiments.kinds import (
+    BaselineStage,
+    DataStage,
+    EvaluateStage,
+    SampleStage,
+    TrainStage,
+)
+from phylaw.experiments.plan import Plan, Resources, Stage, stage_keys
 from phylaw.experiments.quickstart import verdict
 from phylaw.experiments.runner import Interrupted, plan_paths, run_plan
 
 
-def tiny_plan() -> Plan:
-    """Data, a 4-step cpu-tiny run, its samples and a baseline, scored and reported."""
+def tiny_plan(data_jobs: int = 1) -> Plan:
+    """Data, a 4-step cpu-tiny run, its samples and a baseline, scored and reported.
+
+    ``data_jobs`` > 1 spreads the training split (4 shards of 10) over that many cluster jobs.
+    """
     d = {"scenario": "uniform", "seed": 0}
-    train_sets = ["run.steps=4", "run.threads=1", "run.sample_every=0", "run.ckpt_every=2"]
     stages = (
-        Stage("data train", "data", {**d, "split": "train", "size": "40"}),
-        Stage("data id", "data", {**d, "split": "eval-id", "size": "4"}),
-        Stage("data ood", "data", {**d, "split": "eval-ood", "size": "6"}),
-        Stage(
+        DataStage("data train", split="train", size="40", shard_size=10, jobs=data_jobs, **d),
+        DataStage("data id", split="eval-id", size="4", **d),
+        DataStage("data ood", split="eval-ood", size="6", **d),
+        TrainStage(
             "train",
-            "train",
-            {"preset": "cpu-tiny", "sets": train_sets},
-            {"train": "data train"},
+            preset="cpu-tiny",
+            steps=4,
+            sets=("run.threads=1", "run.sample_every=0", "run.ckpt_every=2"),
+            train="data train",
         ),
-        Stage("sample id", "sample", {}, {"run": "train", "data": "data id"}),
-        Stage("sample ood", "sample", {}, {"run": "train", "data": "data ood"}),
-        Stage("eval id", "evaluate", {}, {"videos": "sample id", "data": "data id"}),
-        Stage("eval ood", "evaluate", {}, {"videos": "sample ood", "data": "data ood"}),
-        Stage(
-            "copy-last ood",
-            "baseline",
-            {"name": "copy-last", "resolution": 16, "frames": 8},
-            {"data": "data ood"},
+        SampleStage("sample id", run="train", data="data id"),
+        SampleStage("sample ood", run="train", data="data ood"),
+        EvaluateStage("eval id", videos="sample id", data="data id"),
+        EvaluateStage("eval ood", videos="sample ood", data="data ood"),
+        BaselineStage(
+            "copy-last ood", method="copy-last", resolution_px=16, frames=8, data="data ood"
         ),
-        Stage("eval copy-last", "evaluate", {}, {"videos": "copy-last ood", "data": "data ood"}),
+        EvaluateStage("eval copy-last", videos="copy-last ood", data="data ood"),
     )
     return Plan(
         "tiny",
@@ -107,24 +114,61 @@ def test_stage_keys_change_downstream_of_a_changed_setting():
     plan = tiny_plan()
     keys = stage_keys(plan)
     assert len(set(keys.values())) == len(keys)
-    changed = list(plan.stages)
-    changed[1] = replace(changed[1], config={**changed[1].config, "size": "5"})  # data id
-    new = stage_keys(replace(plan, stages=tuple(changed)))
-    moved = {name for name in keys if keys[name] != new[name]}
-    assert moved == {"data id", "sample id", "eval id"}
+
+    def changed(name, **fields):
+        stages = tuple(replace(s, **fields) if s.name == name else s for s in plan.stages)
+        new = stage_keys(replace(plan, stages=stages))
+        return {n for n in keys if keys[n] != new[n]}
+
+    assert changed("data id", size="5") == {"data id", "sample id", "eval id"}
+    downstream = {"train", "sample id", "sample ood", "eval id", "eval ood"}
+    assert changed("train", steps=5) == downstream
+    assert changed("train", cond_frames=2) == downstream
+    assert changed("copy-last ood", frame_stride=2) == {"copy-last ood", "eval copy-last"}
+    assert changed("eval ood", limit=3) == {"eval ood"}
+    # where and how fast a stage runs is not what it computes
+    assert changed("train", resources=Resources(nodes=2, gpus_per_node=8), minutes=9.0) == set()
+    assert changed("data train", jobs=4) == set()
+
+
+def test_stages_are_typed():
+    with pytest.raises(PhylawError, match="is not"):
+        SampleStage("s", steps="10", run="a", data="b")
+    with pytest.raises(PhylawError, match="is not"):
+        TrainStage("t", preset="cpu-tiny", sets=["run.threads=1"], train="d")  # a list
+    with pytest.raises(PhylawError, match="as the field steps"):
+        TrainStage("t", preset="cpu-tiny", sets=("run.steps=3",), train="d")
+    with pytest.raises(TypeError):
+        EvaluateStage("e", videos="v")  # an input is missing
+    assert TrainStage("t", preset="p", max_minutes=5, train="d").max_minutes == 5.0  # one spelling
+    stage = TrainStage("t", preset="p", steps=4, cond_frames=1, sets=("run.threads=1",), train="d")
+    assert stage.overrides() == ["run.seed=0", "run.steps=4", "diffusion.cond_frames=1",
+                                 "run.threads=1"]  # fmt: skip
+    assert stage.needs == {"train": "d"}
 
 
 def test_plans_are_checked_and_every_registered_experiment_has_a_plan():
     with pytest.raises(PhylawError, match="do not come before it"):
-        Plan("bad", "", "cpu", "", (Stage("a", "evaluate", {}, {"videos": "b"}),))
-    with pytest.raises(PhylawError, match="unknown stage kind"):
-        Stage("a", "paint", {})
+        Plan("bad", "", "cpu", "", (EvaluateStage("a", videos="b", data="c"),))
+    with pytest.raises(PhylawError, match="one of the kinds"):
+        Stage("a")
     for name in EXPERIMENTS:
         p = get_plan(name, "cpu")
         assert p.stages and p.minutes > 0
     assert get_plan("scaling", "paper").minutes > get_plan("scaling", "cpu").minutes
     with pytest.raises(PhylawError, match="choose one of"):
         get_plan("gravity", "cpu")
+    with pytest.raises(PhylawError, match="no scale 'huge'; choose one of: paper, cpu"):
+        get_plan("scaling", "huge")
+
+
+def test_scales_are_functions_editing_the_papers_settings():
+    paper, cpu = scaling.paper(), scaling.cpu()
+    assert paper == scaling.Scaling()  # the defaults are the paper's
+    assert cpu.eval_id == 96 and cpu.autoencoder is None and cpu.models != paper.models
+    trains = [s for s in get_plan("scaling", "paper").stages if isinstance(s, TrainStage)]
+    assert {s.resources.gpus_per_node for s in trains} == {8}
+    assert all(s.autoencoder and s.autoencoder.startswith("autoencoder ") for s in trains)
 
 
 def test_verdict_says_plainly_whether_the_finding_was_reproduced():

@@ -38,7 +38,7 @@ def test_parse_of_render_recovers_position_and_radius():
     rel = parsed.size[..., 0] / bodies.size - 1
     assert np.abs(rel).max() < RADIUS_TOL
     assert np.allclose(parsed.area_px, np.pi * (parsed.size * 12.8) ** 2)
-    assert (parsed.count == -1).all()  # not counted unless asked
+    assert (parsed.count == 1).all() and parsed.grid == GRID
 
 
 def test_default_grid_and_non_square_frames_with_odd_width():
@@ -130,7 +130,7 @@ def test_blob_count_flags_duplicates():
     pos = np.array([[[[3.0, 5.0]], [[7.0, 5.0]], [[np.nan, np.nan]]]])
     one = render(pos, discs(np.array([[1.0]]), (RED,)), GRID)
     two = np.minimum(one[:, :1], one[:, 1:2])  # frames 0 and 1 overlaid: a duplicated ball
-    parsed = parse_videos(np.concatenate([one, two], axis=1), (RED,), GRID, count_blobs=True)
+    parsed = parse_videos(np.concatenate([one, two], axis=1), (RED,), GRID)
     assert parsed.count[0, :, 0].tolist() == [1, 1, 0, 2]
 
 

@@ -19,10 +19,10 @@ from phylaw.eval.parse import parse_videos
 from phylaw.eval.plausibility import (
     FLAGS,
     abnormal,
+    parse_for_flags,
     plausibility_flags,
     plausibility_matrix,
     plausibility_scores,
-    shape_descriptors,
 )
 from phylaw.physics.state import Bodies, Colour, Shape, discs, frame_times
 from phylaw.render.geometry import PixelGrid
@@ -36,7 +36,7 @@ RED, BLUE = PALETTE[Colour.RED], PALETTE[Colour.BLUE]
 
 
 def _flags(videos, colours, **kw):
-    parsed = parse_videos(videos, colours, GRID, count_blobs=True)
+    parsed = parse_for_flags(videos, colours, GRID)
     return plausibility_flags(parsed, videos, **kw)
 
 
@@ -144,7 +144,7 @@ def test_recolouring_to_another_scene_colour_is_a_colour_change():
 def test_condition_frames_are_not_judged():
     clean = _two_balls()
     videos = defects.resize(clean, RED, 1.5, 0, stop=3)  # only the ground-truth frames change
-    parsed = parse_videos(videos, (Colour.RED, Colour.BLUE), GRID, count_blobs=True)
+    parsed = parse_for_flags(videos, (Colour.RED, Colour.BLUE), GRID)
     scores = plausibility_scores(parsed, videos, num_cond_frames=3)
     assert (scores[:, :3] == 0).all()
 
@@ -181,9 +181,7 @@ def test_shape_descriptor_of_a_disc_an_ellipse_and_a_square():
         (ellipse, (1.5, 1 / 1.5, 0.0)),
         (square, (np.pi / 3, np.pi / 3, 0.0)),
     ]:
-        p = parse_videos(video[:, :1], (Colour.RED,), GRID)
-        centre = GRID.world_to_px(p.pos)
-        d = shape_descriptors(video[:, :1], (Colour.RED,), centre, np.sqrt(p.area_px / np.pi))
+        d = parse_videos(video[:, :1], (Colour.RED,), GRID).shape_descriptor()
         np.testing.assert_allclose(d[0, 0, 0], want, atol=0.04)
 
 
@@ -191,14 +189,14 @@ def test_shape_descriptor_of_a_disc_an_ellipse_and_a_square():
 def test_api_shapes_names_and_errors():
     clean = _two_balls()
     videos = np.concatenate([clean, defects.disappear(clean, BLUE, 9)])
-    parsed = parse_videos(videos, (Colour.RED, Colour.BLUE), GRID, count_blobs=True)
+    parsed = parse_for_flags(videos, (Colour.RED, Colour.BLUE), GRID)
     matrix = plausibility_matrix(parsed, videos)
     assert matrix.shape == (2, len(FLAGS)) and matrix.dtype == bool
     assert abnormal(matrix).tolist() == [False, True]
     assert plausibility_flags(parsed, videos) == [[], ["disappears"]]
-    assert plausibility_flags(parsed) == [[], ["disappears"]]  # without pixels: no shape/colour
-    no_count = parse_videos(videos, (Colour.RED, Colour.BLUE), GRID)
-    assert plausibility_flags(no_count, videos, expected_objects=[1, 1])[1] == ["disappears"]
+    assert plausibility_flags(parsed) == [[], ["disappears"]]  # without pixels: no occlusion
+    plain = parse_videos(videos, (Colour.RED, Colour.BLUE), GRID)  # no foreign-colour count
+    assert plausibility_flags(plain, videos, expected_objects=[1, 1])[1] == ["disappears"]
     with pytest.raises(PhylawError, match="num_cond_frames"):
         plausibility_scores(parsed, num_cond_frames=T)
     with pytest.raises(PhylawError, match="do not match"):

@@ -7,6 +7,7 @@ the experiment runs end to end at a tiny scale and its paper plan prints launch 
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -107,27 +108,28 @@ def test_paper_plan_prints_the_table_2_runs(capsys):
     assert [s.name for s in trains] == [
         f"train {m} {k}" for m in ("DiT-B", "DiT-XL") for k in ("6", "30", "60")
     ]
-    assert all("diffusion.cond_frames=1" in s.config["sets"] for s in trains)
-    assert all(s.needs["autoencoder"] == "autoencoder" for s in trains)
+    assert all(s.cond_frames == 1 and s.resolution_px == 256 and s.frames == 32 for s in trains)
+    assert all(s.autoencoder == "autoencoder" for s in trains)
+    assert all(s.resources.nodes * s.resources.gpus_per_node == 64 for s in trains)
     main(["experiment", "run", "combinatorial", "--scale", "paper", "--dry-run"])
     out = capsys.readouterr().out
-    assert "torchrun --standalone --nproc_per_node 8" in out and "--templates 60" in out
+    assert "torchrun --nnodes 8 --nproc_per_node 8" in out and "--templates 60" in out
 
 
-def test_tiny_combinatorial_experiment_runs_and_reports(tmp_path, monkeypatch):
-    tiny = {
-        "models": {"tiny": ("cpu-tiny", [])},
-        "sets": ["diffusion.cond_frames=1", "data.resolution_px=32", "data.frames=6",
-                 "run.steps=2", "run.sample_every=0", "run.threads=1"],
-        "train_per_template": "1",
-        "eval_in": {"6": 1, "30": 1, "60": 1},
-        "eval_out": 1,
-        "minutes": 0,
-        "train_minutes": 0.1,
-        "gpus": 0,
-    }  # fmt: skip
-    monkeypatch.setitem(combinatorial.SCALES, "cpu", tiny)
-    plan = combinatorial.plan("cpu")
+def test_tiny_combinatorial_experiment_runs_and_reports(tmp_path):
+    tiny = replace(
+        combinatorial.cpu(),
+        models=(combinatorial.Model("tiny", "cpu-tiny", ("run.sample_every=0", "run.threads=1")),),
+        resolution_px=32,
+        frames=6,
+        steps=2,
+        max_minutes=None,
+        train_per_template="1",
+        eval_in=(1, 1, 1),
+        eval_out=1,
+        train_estimate_min=0.1,
+    )
+    plan = combinatorial.build(tiny, "cpu")
     run_plan(plan, tmp_path, progress=False)
     paths = plan_paths(plan, tmp_path)
     summary = json.loads((paths["eval tiny 60 in"] / "summary.json").read_text())

@@ -412,7 +412,7 @@ def test_quick_evaluation_arrives_as_a_callback_from_the_cli_and_the_stages(
     split, tmp_path, monkeypatch
 ):
     from phylaw.experiments import stages
-    from phylaw.experiments.plan import Stage
+    from phylaw.experiments.kinds import TrainStage
     from phylaw.experiments.quickeval import QuickEval
 
     sets = ["run.steps=1", "run.eval_every=1", "run.eval_videos=2", "run.sample_every=0"]
@@ -431,10 +431,10 @@ def test_quick_evaluation_arrives_as_a_callback_from_the_cli_and_the_stages(
         return type("R", (), {"step": 1, "stopped": "done", "loss": 0.0})()
 
     monkeypatch.setattr("phylaw.train.loop.train", fake_train)
-    stage = Stage("train", "train", {"preset": "cpu-tiny", "sets": sets}, {"train": "data"})
+    stage = TrainStage("train", preset="cpu-tiny", steps=1, sets=tuple(sets[1:]), train="data")
     stages.EXECUTORS["train"](stage, {"train": split / "train"}, tmp_path / "stage", False)
     assert isinstance(seen["evaluator"], QuickEval) and list(seen["evaluator"].splits) == ["ood"]
-    stage = Stage("train", "train", {"preset": "cpu-tiny", "sets": sets[:1]}, {"train": "data"})
+    stage = TrainStage("train", preset="cpu-tiny", steps=1, train="data")
     stages.EXECUTORS["train"](stage, {"train": split / "train"}, tmp_path / "stage2", False)
     assert seen["evaluator"] is None  # no run.eval_every: no evaluator
 

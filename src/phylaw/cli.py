@@ -17,10 +17,23 @@ from phylaw.commands import experiment as experiment_commands
 from phylaw.commands import train as train_commands
 
 EXIT_INTERRUPTED = 130
+MODULES = (experiment_commands, data_commands, train_commands, ae_commands, eval_commands)
+OWNER = {  # top-level command -> the module that registers it
+    "quickstart": experiment_commands,
+    "experiment": experiment_commands,
+    "data": data_commands,
+    "train": train_commands,
+    "sample": train_commands,
+    "train-ae": ae_commands,
+    "eval": eval_commands,
+    "baseline": eval_commands,
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``phylaw`` argument parser."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``phylaw`` argument parser. With ``argv`` naming a command, only that command's
+    module is registered: building the training commands' help imports torch (seconds), which
+    ``phylaw eval`` or ``phylaw data`` should not pay for."""
     parser = Parser(
         prog="phylaw",
         description="phylaw: does a video generation model learn physical laws from pixels, or "
@@ -33,14 +46,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=Parser
     )
-    for module in (experiment_commands, data_commands, train_commands, ae_commands, eval_commands):
+    wanted = argv[0] if argv and not argv[0].startswith("-") else None
+    for module in (OWNER[wanted],) if wanted in OWNER else MODULES:
         module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``phylaw`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         args.handler(args)
     except PhylawError as e:

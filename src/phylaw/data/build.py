@@ -4,6 +4,10 @@ The candidate range is cut into fixed shards (``SHARD_SIZE`` candidates each, in
 the worker count); each shard is generated from its index range alone and written atomically.
 Re-running a build keeps every finished shard whose checksums still match and generates only
 the missing ones, so a killed build resumes without redoing work or leaving a corrupt file.
+
+A build too big for one machine is spread over jobs by shard index range: `prepare_split`
+once, `build_shards` for each range (at once, on any machines sharing the file system), then
+`finalize_split` writes the manifest, byte for byte the one `build_split` writes.
 """
 
 from __future__ import annotations
@@ -73,7 +77,25 @@ def simulate_range(
     return {key: value[:k] for key, value in out.items()}
 
 
-def _shard_plan(spec: SplitSpec, shard_size: int) -> list[tuple[str, int, int]]:
+def _shard_size(spec, shard_size: int | None) -> int:
+    if shard_size is None:
+        scenes = isinstance(spec, combinatorial.SceneSplitSpec)
+        shard_size = combinatorial.SHARD_SIZE if scenes else SHARD_SIZE
+    if shard_size < 1:
+        raise PhylawError(f"invalid shard size {shard_size}: give 1 or more")
+    return shard_size
+
+
+def shard_ranges(
+    spec: SplitSpec | combinatorial.SceneSplitSpec, shard_size: int | None = None
+) -> list[tuple[str, int, int]]:
+    """(name, first candidate, stop) of every shard of ``spec``: the unit of resuming, and of
+    spreading one build over many jobs (`build_shards`, then `finalize_split`).
+
+    ``shard_size``: candidates per shard (default ``SHARD_SIZE``, ``combinatorial.SHARD_SIZE``
+    for the slower multi-object scenes).
+    """
+    shard_size = _shard_size(spec, shard_size)
     return [
         (f"{i:05d}", s, min(s + shard_size, spec.count))
         for i, s in enumerate(range(0, spec.count, shard_size))
@@ -130,49 +152,47 @@ def _prepare_dir(root: Path, record: dict) -> None:
     write_json(spec_path, record)
 
 
-def build_split(
-    spec: SplitSpec | combinatorial.SceneSplitSpec,
-    out: str | Path,
-    workers: int = 1,
-    shard_size: int | None = None,
-    progress: bool = True,
-) -> Store:
-    """Generate ``spec`` into ``out`` (resuming a previous partial build) and open it.
+def prepare_split(spec: SplitSpec | combinatorial.SceneSplitSpec, out: str | Path) -> Path:
+    """Create the directory of ``spec`` (or check that it holds the same split); returns it.
 
-    ``shard_size``: candidates per shard (default ``SHARD_SIZE``, ``combinatorial.SHARD_SIZE``
-    for the slower multi-object scenes).
+    One call before many `build_shards` jobs share a build: they then only read it.
     """
-    if workers < 1:
-        raise PhylawError(f"invalid --workers {workers}: give 1 or more")
-    scenes = isinstance(spec, combinatorial.SceneSplitSpec)
-    if shard_size is None:
-        shard_size = combinatorial.SHARD_SIZE if scenes else SHARD_SIZE
-    if shard_size < 1:
-        raise PhylawError(f"invalid shard size {shard_size}: give 1 or more")
     root = Path(out)
+    _prepare_dir(root, spec_record(spec))
+    return root
+
+
+def _holds(root: Path, record: dict) -> bool:
+    path = root / BUILD_SPEC
+    return path.exists() and read_json(path, "build spec") == record
+
+
+def _clean_stale(root: Path, names: list[str] | None = None) -> None:
+    """Remove temporaries of interrupted shard writes (of ``names`` only, if given)."""
+    if not (root / "shards").exists():
+        return
+    patterns = [".*.tmp-*"] if names is None else [f".{n}.tmp-*" for n in names]
+    for pattern in patterns:
+        for stale in (root / "shards").glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _build_missing(spec, root: Path, ranges: list, workers: int, progress: bool) -> dict:
+    """Shard name -> entry for ``ranges``: intact finished shards kept, the others built."""
     record = spec_record(spec)
-    _prepare_dir(root, record)
-    if (root / MANIFEST).exists():
-        try:
-            store = Store(root)
-            if store.manifest.get("spec") == record:
-                return store
-        except PhylawError:
-            pass  # an unreadable manifest is rebuilt from the shards below
-    plan = _shard_plan(spec, shard_size)
     entries: dict[str, dict] = {}
-    for name, start, stop in plan:
+    for name, start, stop in ranges:
         entry = _finished_shard(root, name, start, stop, record)
         if entry is not None:
             entries[name] = entry
-    todo = [(n, s, e) for n, s, e in plan if n not in entries]
-    for stale in (root / "shards").glob(".*.tmp-*") if (root / "shards").exists() else []:
-        shutil.rmtree(stale, ignore_errors=True)
-    selection = train_selection(spec) if spec.split == "train" and not scenes else None
+    todo = [(n, s, e) for n, s, e in ranges if n not in entries]
+    scenes = isinstance(spec, combinatorial.SceneSplitSpec)
+    selection = train_selection(spec) if spec.split == "train" and not scenes and todo else None
     jobs = [(spec, str(root), n, s, e, selection) for n, s, e in todo]
+    total = sum(e - s for _, s, e in ranges)
     bar = tqdm(
-        total=spec.count,
-        initial=spec.count - sum(e - s for _, s, e in todo),
+        total=total,
+        initial=total - sum(e - s for _, s, e in todo),
         unit="video",
         desc=f"{spec.scenario} {spec.split}",
         disable=not progress,
@@ -188,8 +208,89 @@ def build_split(
             bar.update(entry["stop"] - entry["start"])
         if workers > 1 and len(jobs) > 1:
             pool.shutdown()
-    shards = [entries[name] for name, _, _ in plan]
-    write_json(root / MANIFEST, manifest(spec, shards, shard_size))
+    return entries
+
+
+def build_split(
+    spec: SplitSpec | combinatorial.SceneSplitSpec,
+    out: str | Path,
+    workers: int = 1,
+    shard_size: int | None = None,
+    progress: bool = True,
+) -> Store:
+    """Generate ``spec`` into ``out`` (resuming a previous partial build) and open it.
+
+    ``shard_size``: candidates per shard (default ``SHARD_SIZE``, ``combinatorial.SHARD_SIZE``
+    for the slower multi-object scenes).
+    """
+    if workers < 1:
+        raise PhylawError(f"invalid --workers {workers}: give 1 or more")
+    ranges = shard_ranges(spec, shard_size)
+    root = Path(out)
+    record = spec_record(spec)
+    _prepare_dir(root, record)
+    if (root / MANIFEST).exists():
+        try:
+            store = Store(root)
+            if store.manifest.get("spec") == record:
+                return store
+        except PhylawError:
+            pass  # an unreadable manifest is rebuilt from the shards below
+    _clean_stale(root)
+    entries = _build_missing(spec, root, ranges, workers, progress)
+    shards = [entries[name] for name, _, _ in ranges]
+    write_json(root / MANIFEST, manifest(spec, shards, _shard_size(spec, shard_size)))
+    return Store(root)
+
+
+def build_shards(
+    spec: SplitSpec | combinatorial.SceneSplitSpec,
+    out: str | Path,
+    first: int,
+    stop: int,
+    workers: int = 1,
+    shard_size: int | None = None,
+    progress: bool = True,
+) -> int:
+    """Build shards ``first..stop-1`` of `shard_ranges` into ``out``, keeping intact finished
+    ones, and write no manifest: one job's share of a build spread over many jobs.
+
+    Jobs on disjoint ranges may run at once once `prepare_split` has run; `finalize_split`
+    then writes the manifest. Returns the number of videos in these shards.
+    """
+    if workers < 1:
+        raise PhylawError(f"invalid workers {workers}: give 1 or more")
+    ranges = shard_ranges(spec, shard_size)[first:stop]
+    root = Path(out)
+    if not _holds(root, spec_record(spec)):
+        _prepare_dir(root, spec_record(spec))
+    _clean_stale(root, [name for name, _, _ in ranges])
+    entries = _build_missing(spec, root, ranges, workers, progress)
+    return sum(e["count"] for e in entries.values())
+
+
+def finalize_split(
+    spec: SplitSpec | combinatorial.SceneSplitSpec, out: str | Path, shard_size: int | None = None
+) -> Store:
+    """Write the manifest of a split whose shards `build_shards` built, and open it.
+
+    The manifest has the bytes `build_split` writes. Every shard is checked against its
+    checksums; a missing or broken one fails with their names (build them again).
+    """
+    root = Path(out)
+    record = spec_record(spec)
+    if not _holds(root, record):
+        raise PhylawError(f"{root} holds no build of this split; run build_shards first")
+    ranges = shard_ranges(spec, shard_size)
+    entries = [_finished_shard(root, name, start, stop, record) for name, start, stop in ranges]
+    missing = [name for (name, _, _), e in zip(ranges, entries, strict=True) if e is None]
+    if missing:
+        raise PhylawError(
+            f"{root}: {len(missing)} of {len(ranges)} shards are missing or broken "
+            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}); build them again"
+        )
+    _clean_stale(root)
+    write_json(root / MANIFEST, manifest(spec, entries, _shard_size(spec, shard_size)))
     return Store(root)
 
 

@@ -5,9 +5,13 @@ Groups: ``"overall"`` (every video) and one per level of the split under ``"leve
 not called "all" because the collision OOD level with every parameter out is). Every level is
 reported: unlike the authors' evaluator (reference
 section 2.5) nothing is filtered (they drop r < 0.6 one-ball videos and collisions with a radius
-<= 0.5, most small-radius OOD videos and the smallest ID radius). A NaN metric (no valid frame,
-see ``physics.VideoMetrics.reason``) is left out of that metric's statistics and counted in
-``n_nan``; the reasons are tallied per group.
+<= 0.5, most small-radius OOD videos and the smallest ID radius). A metric is NaN only where the
+ground truth leaves nothing to score (no frame pair with every ball fully in view, see
+``physics.VideoMetrics.reason``): the same videos for every model; they are left out of that
+metric's statistics, counted in ``n_nan`` and their reasons tallied per group. Every group says
+what its means stand on: ``videos``, ``scored`` (videos with a defined e), ``velocity_samples``
+(frame pairs scored) and ``tracked_fraction`` (of the ball-samples, those where the generated
+ball was found once in both frames; the rest carry the missing-ball penalty).
 
 Confidence interval: percentile bootstrap of the mean, ``resamples`` draws of the group's videos
 with replacement, seeded (same inputs and seed, same bytes). It is vectorised as one count
@@ -91,6 +95,20 @@ def summarize(
     return out
 
 
+def stand_on(metrics: VideoMetrics) -> dict:
+    """What a group's means stand on: ``scored`` videos (e defined), ``velocity_samples``
+    (valid frame pairs) and ``tracked_fraction`` of the ball-samples (None without samples)."""
+    out: dict = {}
+    if "velocity_error" in metrics.values:
+        out["scored"] = int(np.isfinite(metrics.values["velocity_error"]).sum())
+    if "n_velocity_samples" in metrics.counts and "tracked_fraction" in metrics.values:
+        n = metrics.counts["n_velocity_samples"].astype(np.float64)
+        tf = np.nan_to_num(metrics.values["tracked_fraction"])
+        out["velocity_samples"] = int(n.sum())
+        out["tracked_fraction"] = _num((tf * n).sum() / n.sum()) if n.sum() else None
+    return out
+
+
 def aggregate(
     metrics: VideoMetrics,
     level: np.ndarray,
@@ -104,9 +122,9 @@ def aggregate(
 
     ``metrics``: B videos; ``level`` [B] int: each video's index into ``level_names`` (the
     store's ``level`` column and ``store.levels``). Returns ``{"scenario", "bootstrap",
-    "overall": group, "levels": {level name: group}}`` with group = ``{"videos", "metrics":
-    {name: stats}, "counts": {name: sum}, "nan_reasons": {reason: videos}}`` and stats as in
-    ``summarize``.
+    "overall": group, "levels": {level name: group}}`` with group = ``{"videos", "scored",
+    "velocity_samples", "tracked_fraction"`` (``stand_on``), ``"metrics": {name: stats},
+    "counts": {name: sum}, "nan_reasons": {reason: videos}}`` and stats as in ``summarize``.
     """
     level = np.asarray(level)
     if level.shape != (metrics.batch_size,):
@@ -129,6 +147,7 @@ def aggregate(
         reasons = Counter(str(r) for r in part.reason if r)
         return {
             "videos": int(sel.sum()),
+            **stand_on(part),
             "metrics": summarize(part.values, resamples, seed, confidence, key=key),
             "counts": {k: int(v.sum()) for k, v in part.counts.items() if k != "contact_sample"},
             "nan_reasons": dict(sorted(reasons.items())),

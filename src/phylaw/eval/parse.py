@@ -27,15 +27,16 @@ tracked one as ``distractors`` (purple is 19 degrees from blue).
 Per frame and colour: ``area_px`` = sum of weights, centroid = weighted mean of the pixel centres
 through ``PixelGrid.px_to_world``, ``size`` = radius of the disc of that area. Less than
 ``MIN_AREA_PX`` of weight: missing, NaN position and size, ``visible`` False, never imputed (the
-authors substitute x = 10 or the previous frame's values).
+authors substitute x = 10 or the previous frame's values; how a missing object is scored is the
+metrics' business, ``eval.physics``). ``MIN_AREA_PX`` is 1 px: the smallest OOD ball (r = 0.3)
+covers 2.9 px at 32 px, and a ground-truth ball must never read as missing. The same pass
+counts each colour's blobs (``count``: a duplicate or a break-up), measures its central moments
+up to order 4 (shape: ``ParsedStates.shape_descriptor``) and, when asked, counts pixels of
+colours no tracked object explains (``foreign_px``, for the plausibility flags).
 
 Speed (``benchmarks/bench_eval.py``). The weight is a function of the 24-bit colour, tabulated
-once per colour set (a 32 MB uint16 table per colour, ~0.5 s, cached per process). Frames are
-scanned once as 64-bit words against pure white; only 64-pixel blocks with a flagged word are
-copied out, their 8-pixel groups tested against the background band (channels >= 248 when that
-cannot reach the floor) and looked up; each group is reduced to its weight and column moment,
-then frames by ``np.add.reduceat`` (groups come sorted by frame). A ball video touches a few %
-of its groups. numpy only: torch's CPU kernels were slower at these small, gather-heavy steps.
+once per colour set (a 32 MB uint16 table per colour, ~0.5 s, cached per process); the scan
+(``eval.scan``) touches only the 8-pixel groups that are not background.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from phylaw import PhylawError
+from phylaw.eval import scan
 from phylaw.physics.state import Colour
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
@@ -55,32 +56,39 @@ from phylaw.render.palette import BACKGROUND, PALETTE
 RESIDUAL_TOL = 128.0  # grey levels: a pixel farther than this from every line is nobody's
 MIN_COS = 0.85  # cos of the largest angle between (white - pixel) and (white - colour)
 ALPHA_FLOOR = 0.05  # membership below this is codec noise on the background, not mass
-MIN_AREA_PX = 4.0  # soft pixel area below which an object is missing
+MIN_AREA_PX = 1.0  # soft pixel area below which an object is missing
+MIN_BLOB_PX = 4.0  # pixels a blob needs to count ...
+BLOB_REL = 0.2  # ... and this fraction of the frame's largest blob of the colour (codec specks)
 CHUNK_PX = 1 << 21  # pixels parsed at once (6 MB of RGB): bounds the temporaries
-_SCALE = 65535  # weights are tabulated as uint16 a * _SCALE
-_GROUP = 8  # pixels per group: 24 bytes = 3 uint64 words
-_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)  # 8 white bytes
+MOMENTS = scan.ORDERS  # (p, q) of ``ParsedStates.moments``' last axis
 
 
 @dataclass(frozen=True)
 class ParsedStates:
     """States parsed from B videos of T frames for K tracked colours (one body per colour).
 
-    ``pos`` [B, T, K, 2] float64 world units (NaN where missing); ``size`` [B, T, K] radius of
-    the disc with the parsed area, world units (NaN where missing); ``area_px`` [B, T, K] soft
-    pixel area; ``visible`` [B, T, K] enough membership to locate the object; ``in_view``
-    [B, T, K] visible and no membership on the outermost pixel rows and columns; ``count``
-    [B, T, K] int number of separate blobs of the colour (-1 when not counted, see
-    ``parse_videos(count_blobs=...)``).
+    ``grid``: the pixel grid the videos were drawn on; ``pos`` [B, T, K, 2] float64 world units
+    (NaN where missing); ``size`` [B, T, K] radius of the disc with the parsed area, world units
+    (NaN where missing); ``area_px`` [B, T, K] soft pixel area; ``visible`` [B, T, K] enough
+    membership to locate the object; ``in_view`` [B, T, K] visible and no membership on the
+    outermost pixel rows and columns; ``count`` [B, T, K] int blobs of the colour (a blob: >=
+    ``MIN_BLOB_PX`` pixels of membership >= 1/2 and >= ``BLOB_REL`` of the largest);
+    ``moments`` [B, T, K, 15] float64 central moments mu_pq (``MOMENTS``, p + q <= 4, pixel
+    units, mass in pixels) of the solid part of the object (``eval.scan.moments``), NaN where
+    missing; ``foreign_px`` [B, T] int pixels of the ``foreign`` table after a one-pixel erosion
+    (None when not asked).
     """
 
     colours: tuple[Colour, ...]
+    grid: PixelGrid
     pos: np.ndarray
     size: np.ndarray
     area_px: np.ndarray
     visible: np.ndarray
     in_view: np.ndarray
     count: np.ndarray
+    moments: np.ndarray
+    foreign_px: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -89,6 +97,32 @@ class ParsedStates:
     @property
     def num_frames(self) -> int:
         return self.pos.shape[1]
+
+    def moment(self, p: int, q: int) -> np.ndarray:
+        """mu_pq [B, T, K] (column power p, row power q), pixel units."""
+        return self.moments[..., MOMENTS.index((p, q))]
+
+    def shape_descriptor(self) -> np.ndarray:
+        """Normalised second moments ``D = 4 pi cov / area``, [B, T, K, 3] = (Dxx, Dyy,
+        sqrt(2) Dxy) in pixel axes (the Euclidean distance is the Frobenius distance): about
+        (1, 1, 0) for a disc, (a/b, b/a, 0) for an ellipse of axes a, b along x, y, (pi/3,
+        pi/3, 0) for a square; NaN where missing."""
+        m00 = self.moment(0, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = 4 * np.pi / m00**2
+            return (
+                np.stack([self.moment(2, 0), self.moment(0, 2), np.sqrt(2) * self.moment(1, 1)], -1)
+                * scale[..., None]
+            )
+
+    def select(self, idx) -> ParsedStates:
+        """The states of the videos ``idx`` (index array, mask or slice)."""
+        arrays = {
+            k: getattr(self, k)[idx]
+            for k in ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
+        }
+        foreign = None if self.foreign_px is None else self.foreign_px[idx]
+        return ParsedStates(self.colours, self.grid, foreign_px=foreign, **arrays)
 
 
 # ------------------------------------------------------------------------- membership tables
@@ -134,11 +168,10 @@ def membership_tables(
                 alpha[j] = a
         for k in range(len(colours)):
             member = (arg == k) & (alpha[k] >= alpha_floor)
-            out[k, b0 : b0 + slab] = np.where(member, np.rint(alpha[k] * _SCALE), 0)
+            out[k, b0 : b0 + slab] = np.where(member, np.rint(alpha[k] * scan.SCALE), 0)
     return out.reshape(len(colours), -1)
 
 
-# ------------------------------------------------------------------------------------ parsing
 def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> int:
     """Bits k such that a pixel whose channels are all >= 256 - 2**k weighs 0 for every colour.
 
@@ -154,124 +187,35 @@ def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> i
     return k
 
 
-def _codes(words: np.ndarray) -> np.ndarray:
-    """Table indices of the 8 pixels of each group from its 3 little-endian words [n, 3]:
-    ``(255 - R) + 256 (255 - G) + 65536 (255 - B)``, int64 [8, n] (row j: pixel j)."""
-    a, b, c = words.T.copy()  # three contiguous rows
-    codes = np.empty((_GROUP, len(words)), dtype=np.uint64)
-    for j, (word, shift) in enumerate(((a, 0), (a, 24), (a, 48), (b, 8), (b, 32), (b, 56))):
-        np.right_shift(word, np.uint64(shift), out=codes[j])
-    codes[2] |= b << np.uint64(16)  # pixel 2 spans words a and b, pixel 5 words b and c
-    codes[5] |= c << np.uint64(8)
-    np.right_shift(c, np.uint64(16), out=codes[6])
-    np.right_shift(c, np.uint64(40), out=codes[7])
-    codes &= np.uint64(0xFFFFFF)
-    codes ^= np.uint64(0xFFFFFF)  # 255 - value: near-white noise shares a few table lines
-    return codes.view(np.int64)
-
-
-class _Scan:
-    """Finds the 8-pixel groups worth looking up; buffers reused across chunks.
-
-    ``words``: the most uint64 words a chunk holds; ``bits``: ``white_bits`` of the colours.
-    """
-
-    def __init__(self, words: int, bits: int):
-        byte = (0xFF << bits) & 0xFF
-        self.mask = np.uint64(int.from_bytes(bytes([byte] * 8), "little"))
-        self.flags = np.zeros(words, dtype=bool)  # page-faulted once, not per chunk
-
-    def groups(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(groups [n], codes [8, n])`` of the groups of ``flat`` (uint8 bytes, a whole number
-        of 8-pixel groups) holding a non-background pixel: a channel below ``256 - 2**bits``.
-
-        One compare per 8 bytes against pure white, then 64-pixel blocks (24 words, whose 24
-        flags are 3 uint64) are tested at once; the words of the active blocks are copied out
-        and only their groups are tested against the background band and decoded.
-        """
-        words = flat.view(np.uint64)
-        nw = len(words) // 24 * 24
-        flags = self.flags[:nw]
-        np.not_equal(words[:nw], _ALL_ONES, out=flags)
-        blocks = flags.view(np.uint64).reshape(-1, 3)
-        active = np.flatnonzero(blocks[:, 0] | blocks[:, 1] | blocks[:, 2])
-        cand = words[:nw].reshape(-1, 24).take(active, axis=0).reshape(-1, 3)  # [m * 8, 3]
-        first = (active[:, None] * _GROUP + np.arange(_GROUP)).reshape(-1)
-        if nw < len(words):  # a last partial block: its few groups are all candidates
-            cand = np.concatenate([cand, words[nw:].reshape(-1, 3)])
-            first = np.concatenate([first, np.arange(nw // 3, len(words) // 3)])
-        both = np.bitwise_and(cand[:, 0], cand[:, 1])
-        np.bitwise_and(both, cand[:, 2], out=both)
-        np.bitwise_and(both, self.mask, out=both)
-        keep = np.flatnonzero(np.not_equal(both, self.mask))
-        return first[keep], _codes(cand.take(keep, axis=0))
-
-
+# ------------------------------------------------------------------------------------ parsing
 def _parse_chunk(
-    frames: np.ndarray,
-    tables: np.ndarray,
-    width: int,
-    scan: _Scan,
-    count_blobs: bool,
-    min_area_px: float,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Sums per frame and colour of one chunk. ``frames`` uint8 [F, H, Wp, 3], Wp % 8 == 0,
-    padded with white beyond column ``width``.
-
-    Returns ``(sums [F, K, 4], count [F, K] or None)``; sums are (weight, weight * column,
-    weight * row, weight on the border) in units of 1/65535 pixel.
-    """
+    frames: np.ndarray, tables: np.ndarray, width: int, scanner: scan.Scanner, foreign
+) -> dict[str, np.ndarray]:
+    """Per-frame results of one chunk ``frames`` uint8 [F, H, Wp, 3] (Wp % 8 == 0, white
+    beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, 15], foreign [F]."""
     f, h, wp, _ = frames.shape
     k = len(tables)
-    groups, codes = scan.groups(frames.reshape(-1))  # [n], [8, n]
-    per_row = wp // _GROUP
-    row_all = groups // per_row  # frame * H + row, non-decreasing
-    col0 = ((groups - row_all * per_row) * _GROUP).astype(np.float64)
-    frame = row_all // h
-    row = (row_all - frame * h).astype(np.float64)
-    edge_row = (row == 0) | (row == h - 1)
-    first_col = col0 == 0
-    last_col = col0 == (width - 1) // _GROUP * _GROUP
-    offsets = np.arange(_GROUP, dtype=np.float32)
-    values = np.empty((k, 4, len(groups)))  # per group: weight, column and row moments, border
-    count = np.full((f, k), -1, dtype=np.int64) if count_blobs else None
+    groups, codes = scanner.groups(frames.reshape(-1))
+    chunk = scan.Chunk.locate(groups, (f, h, wp), width)
+    out = {
+        "sums": np.zeros((f, k, 4)),
+        "count": np.zeros((f, k), dtype=np.int64),
+        "moments": np.full((f, k, len(MOMENTS)), np.nan),
+    }
     for i, table in enumerate(tables):
         weight = table.take(codes)  # [8, n] uint16
         wf = weight.astype(np.float32)  # sums of <= 8 uint16 are exact in float32
-        total = wf.sum(axis=0, dtype=np.float64)
-        values[i, 0] = total
-        values[i, 1] = total * col0 + offsets @ wf  # sum_j (col0 + j) w_j
-        values[i, 2] = total * row
-        values[i, 3] = total * edge_row + wf[0] * first_col + wf[(width - 1) % _GROUP] * last_col
-        if count_blobs:
-            count[:, i] = _count_blobs(weight, groups, (f, h, wp), min_area_px)
-    sums = np.zeros((k * 4, f))
-    starts = np.searchsorted(frame, np.arange(f))  # groups are sorted by frame
-    has = np.diff(np.append(starts, len(groups))) > 0
-    if has.any():
-        sums[:, has] = np.add.reduceat(values.reshape(k * 4, -1), starts[has], axis=1)
-    return sums.reshape(k, 4, f).transpose(2, 0, 1), count
-
-
-def _count_blobs(
-    weight: np.ndarray, groups: np.ndarray, shape: tuple[int, int, int], min_area_px: float
-) -> np.ndarray:
-    """Connected components (8-neighbour, within a frame) of pixels with membership >= 1/2 and
-    at least ``min_area_px`` pixels, per frame: int64 [F]."""
-    f = shape[0]
-    mask = np.zeros(shape, dtype=bool)
-    idx = groups * _GROUP + np.arange(_GROUP)[:, None]  # [8, n] like ``weight``
-    mask.reshape(-1)[idx] = weight >= (_SCALE + 1) // 2
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = True  # no connection across frames
-    labels, n = ndimage.label(mask, structure=structure)
-    if n == 0:
-        return np.zeros(f, dtype=np.int64)
-    # Labels grow in scan order, so each frame's labels lie above every earlier frame's.
-    top = np.maximum.accumulate(labels.reshape(f, -1).max(axis=1))
-    frame_of = np.searchsorted(top, np.arange(1, n + 1))  # the frame of each label
-    big = np.bincount(labels.reshape(-1), minlength=n + 1)[1:] >= min_area_px
-    return np.bincount(frame_of[big], minlength=f).astype(np.int64)
+        s = scan.sums(chunk, wf)  # [4, F]
+        out["sums"][:, i] = s.T
+        area = s[0] / scan.SCALE
+        with np.errstate(divide="ignore", invalid="ignore"):
+            centre = np.where((area >= MIN_AREA_PX)[:, None], (s[1:3] / s[:1]).T, np.nan)
+        radius = np.sqrt(area / np.pi)
+        out["moments"][:, i] = scan.moments(chunk, wf, centre, radius).T
+        out["count"][:, i] = scan.blobs(chunk, weight, MIN_BLOB_PX, BLOB_REL)[0]
+    if foreign is not None:
+        out["foreign"] = scan.eroded(chunk, foreign.take(codes))
+    return out
 
 
 def _check(videos: np.ndarray, colours: Sequence[Colour], grid: PixelGrid | None) -> PixelGrid:
@@ -300,19 +244,17 @@ def parse_videos(
     colours: Sequence[Colour],
     grid: PixelGrid | None = None,
     *,
-    count_blobs: bool = False,
     distractors: Sequence[Colour] = (),
-    min_area_px: float = MIN_AREA_PX,
+    foreign: np.ndarray | None = None,
 ) -> ParsedStates:
-    """Parse the position and size of one body per colour in every frame.
+    """Parse the position, size, blob count and moments of one body per colour in every frame.
 
     ``videos``: uint8 [B, T, H, W, 3], row 0 at the top (world y = 10); ``colours``: the K
     tracked colours in body-slot order (distinct); ``grid``: the pixel grid the videos were
-    drawn on (default: the world square over W x H pixels); ``count_blobs``: also count the
-    connected blobs of each colour (a full-frame labelling, several times slower);
-    ``distractors``: other colours drawn in the videos, which compete for pixels but are not
-    tracked; objects with less than ``min_area_px`` of membership are missing. Returns
-    ``ParsedStates`` [B, T, K].
+    drawn on (default: the world square over W x H pixels); ``distractors``: other colours
+    drawn in the videos, which compete for pixels but are not tracked; ``foreign``: optional
+    bool table [2**24] indexed like ``membership_tables`` of colours to count (after a
+    one-pixel erosion) as ``foreign_px``. Returns ``ParsedStates`` [B, T, K].
     """
     videos = np.asarray(videos)
     grid = _check(videos, colours, grid)
@@ -320,12 +262,17 @@ def parse_videos(
     b, t, h, w, _ = videos.shape
     k = len(colours)
     tables = membership_tables(colours, tuple(Colour(int(c)) for c in distractors))
-    wp = -(-w // _GROUP) * _GROUP
+    wp = -(-w // scan.GROUP) * scan.GROUP
     step = max(1, CHUNK_PX // max(1, t * h * wp))  # videos per chunk
-    sums = np.zeros((b, t, k, 4))
-    count = np.full((b, t, k), -1, dtype=np.int64)
+    res = {
+        "sums": np.zeros((b, t, k, 4)),
+        "count": np.zeros((b, t, k), dtype=np.int64),
+        "moments": np.zeros((b, t, k, len(MOMENTS))),
+    }
+    if foreign is not None:
+        res["foreign"] = np.zeros((b, t), dtype=np.int64)
     pad = None
-    scan = _Scan(min(step, b) * t * h * wp * 3 // 8, white_bits(colours))
+    scanner = scan.Scanner(min(step, b) * t * h * wp * 3 // 8, white_bits(colours))
     for v0 in range(0, b, step):
         chunk = videos[v0 : v0 + step]  # a strided input is copied one chunk at a time
         n = len(chunk)
@@ -335,19 +282,17 @@ def parse_videos(
             pad[..., :w, :] = chunk
             chunk = pad
         frames = np.ascontiguousarray(chunk).reshape(n * t, h, wp, 3)
-        s, c = _parse_chunk(frames, tables, w, scan, count_blobs, min_area_px)
-        sums[v0 : v0 + n] = s.reshape(n, t, k, 4)
-        if c is not None:
-            count[v0 : v0 + n] = c.reshape(n, t, k)
-    return _states(sums, count, colours, grid, min_area_px)
+        part = _parse_chunk(frames, tables, w, scanner, foreign)
+        for key, value in part.items():
+            res[key][v0 : v0 + n] = value.reshape(n, t, *value.shape[1:])
+    return _states(res, colours, grid)
 
 
-def _states(
-    sums: np.ndarray, count: np.ndarray, colours: tuple[Colour, ...], grid: PixelGrid, min_area
-) -> ParsedStates:
-    """Positions, sizes and flags from per-frame sums [B, T, K, 4] (see ``_parse_chunk``)."""
-    area = sums[..., 0] / _SCALE
-    visible = area >= min_area
+def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid) -> ParsedStates:
+    """Positions, sizes and flags from the per-frame results of ``_parse_chunk``."""
+    sums = res["sums"]
+    area = sums[..., 0] / scan.SCALE
+    visible = area >= MIN_AREA_PX
     with np.errstate(divide="ignore", invalid="ignore"):
         colrow = sums[..., 1:3] / sums[..., :1]
     pos = grid.px_to_world(colrow)
@@ -355,4 +300,47 @@ def _states(
     size = np.sqrt(area / np.pi) / float(grid.world_len_to_px(1.0))
     size[~visible] = np.nan
     in_view = visible & (sums[..., 3] == 0)
-    return ParsedStates(colours, pos, size, area, visible, in_view, count)
+    moments = res["moments"]
+    moments[~visible] = np.nan
+    return ParsedStates(
+        colours, grid, pos, size, area, visible, in_view, res["count"], moments,
+        res.get("foreign"),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ cut discs
+CUT_KEEP = 0.98  # a disc showing this fraction of its area keeps its centroid
+_DELTA = np.linspace(-1.0, 1.0, 4001)  # signed distance of the centre inside the border / r
+_SHOWN = 1.0 - (np.arccos(_DELTA) - _DELTA * np.sqrt(1.0 - _DELTA**2)) / np.pi  # area fraction
+
+
+def recentre_cut(parsed: ParsedStates, radius: np.ndarray) -> np.ndarray:
+    """Positions [B, T, K, 2] where each disc cut by the image border is moved to the centre
+    that explains the area it shows.
+
+    ``radius`` [B, K] world units: the discs' radii (e.g. the ground truth's). A visible
+    object not ``in_view`` showing less than ``CUT_KEEP`` of its disc's area is placed, along
+    the normal of the border nearest its centroid, at the signed distance ``delta * r`` from
+    that border for which a disc of radius r shows that fraction (a circular segment,
+    ``1 - (acos(delta) - delta sqrt(1 - delta^2)) / pi``); along the border it keeps its
+    centroid. The centroid of a cut disc lies inside its centre, so without this a ball that
+    overshoots out of view would look closer to where it should be.
+    """
+    pos = parsed.pos.copy()
+    g = parsed.grid
+    r = np.asarray(radius, dtype=np.float64)[:, None, :]  # [B, 1, K]
+    full = np.pi * g.world_len_to_px(r) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shown = parsed.area_px / full
+    cut = parsed.visible & ~parsed.in_view & (shown < CUT_KEEP)
+    if not cut.any():
+        return pos
+    x, y = pos[cut][:, 0], pos[cut][:, 1]
+    rc = np.broadcast_to(r, cut.shape)[cut]
+    delta = np.interp(np.clip(shown[cut], 0.0, 1.0), _SHOWN, _DELTA) * rc
+    dist = np.stack([x, g.world_size - x, y, g.world_size - y], -1)
+    side = np.argmin(dist, -1)
+    x = np.select([side == 0, side == 1], [delta, g.world_size - delta], x)
+    y = np.select([side == 2, side == 3], [delta, g.world_size - delta], y)
+    pos[cut] = np.stack([x, y], -1)
+    return pos

@@ -1,7 +1,9 @@
 """Physics metrics of generated videos: velocity error (the paper's e) and its companions.
 
 Inputs: the states parsed from B generated videos (``parse.ParsedStates``) and the ground-truth
-``Trajectory`` of the same scenes. Every metric is a per-video float64 [B], NaN where undefined.
+``Trajectory`` of the same scenes. Every metric is a per-video float64 [B], NaN only where the
+*ground truth* leaves nothing to score (``reason`` says why); a model's failure never makes a
+video leave a mean.
 
 Which frames count (paper Sec. 3.1; reference section 2.3):
 
@@ -15,12 +17,27 @@ Which frames count (paper Sec. 3.1; reference section 2.3):
   ground truth (the first frame whose exact velocity differs from the previous one, or, without
   exact velocities, the authors' rule: finite-difference velocity jumps by more than 0.1) and the
   velocity sample spanning it is skipped. The unprefixed metrics are post-contact; ``pre_*``
-  report the same metrics before contact;
-* a frame where a parsed ball is missing is excluded, never imputed (the authors substitute
-  x = 10); ``missing_frames`` counts such frames among the valid ones. With no valid frame left
-  a metric is NaN and ``reason`` says why. Validity follows the ground truth only: a generated
-  ball cut by the image border (``ParsedStates.in_view`` False) is scored at the centroid it
-  shows, as in the authors' code.
+  report the same metrics before contact.
+
+Which objects count as *tracked* in a valid frame: the ball's colour is visible (``parse``) and
+shows no second blob (a duplicate or a break-up: ``ParsedStates.count`` > 1). A ball cut by the
+image border while the ground truth is fully in view is placed where a disc of its true radius
+would show the area it shows (``parse.recentre_cut``): the centroid of the visible part lies
+inside the true centre, and a ball that overshoots out of view must not look closer than it is.
+
+Monotone in failure. A velocity sample whose ball is not tracked in both frames is charged
+
+    |v^| + MISSING_SPEED          (MISSING_SPEED = 10 world units/s)
+
+the largest error of any tracked ball no faster than 10 world units/s (one world width per
+second; every speed of the testbed is below it: OOD up to 6, a parabola falls at most 8). So
+losing a ball, freezing it or duplicating it can only raise e: an erased ball scores more than
+a frozen one (|v^|), and a ball erased for a few frames more than a clean one. Positions are
+charged the distance from the true centre to the farthest corner of the world (the worst any
+ball in view can be), radii as if the ball had shrunk to nothing. The authors' evaluator
+substitutes x = 10 for a missing ball (reference section 2.2) and drops a video whose ball is
+missing in its first frame; ``velocity_error_mean_authors`` keeps that rule for comparisons
+with their numbers.
 
 Metrics (velocities are finite differences over the frame interval from ``truth.times``; the
 ground-truth comparator is the finite difference of the true positions, as the authors', which
@@ -28,19 +45,29 @@ equals the exact velocity for uniform and collision motion and its mid-interval 
 parabola, where the parsed difference estimates the same quantity):
 
 * ``velocity_error``: e = 1/(N|T|) sum_i sum_t |v_t^i - v^_t^i|, with |.| the Euclidean norm of
-  the 2-D velocity difference (balls move in x for uniform and collision, in x and y for the
-  parabola; a parsed vertical drift counts); ``velocity_error_x`` uses |vx - v^x| only (the
-  authors' ``abs_x_vel_err_avg`` / ``post_vel_err_avg``);
-* ``velocity_error_mean``: mean over balls of |mean_t vx - mean_t v^x|, the authors' headline
-  (``vel_error`` = |mean vx - v| for uniform motion, ``post_vel_error`` for collision);
+  the 2-D velocity difference (the paper's Sec. 3.1 definition; balls move in x for uniform and
+  collision, in x and y for the parabola; a parsed vertical drift counts); ``velocity_error_x``
+  uses |vx - v^x| only (the authors' ``abs_x_vel_err_avg`` / ``post_vel_err_avg``);
+* ``velocity_error_mean``: per ball, |mean_t vx - mean_t v^x| over the tracked samples (the
+  authors' code metric ``vel_error`` / ``post_vel_error``, which their figures' numbers match),
+  weighted by the tracked share of the valid samples, plus the untracked share times the
+  penalty above (|v^x| + MISSING_SPEED); mean over balls. ``velocity_error_mean_authors``: the
+  same mean-velocity gap with the authors' imputation of a missing ball (x = 10; in collisions
+  the red ball x = 0, the blue x = 10) and no penalty;
 * ``position_error``: mean Euclidean |x - x^|; ``radius_drift``: max - min of the parsed radius
-  (the authors' ``delta_r``, largest over balls); ``radius_error``: mean |r - r^|;
+  (the authors' ``delta_r``, largest over balls; a missing ball has radius 0);
+  ``radius_error``: mean |r - r^|;
 * collision: ``momentum_error`` / ``energy_error``: mean |P - P^| (2-D) and |E - E^| against the
   ground truth at the same sample; ``post_momentum_error_avg`` / ``post_energy_error_avg``: the
-  authors' absolute x-only versions against the initial momentum m1 v1 - m2 v2 and energy.
+  authors' absolute x-only versions against the initial momentum m1 v1 - m2 v2 and energy. An
+  untracked ball adds its penalty, m (|v^| + MISSING_SPEED) and m (|v^| + MISSING_SPEED)^2 / 2.
   Masses are r^2 of the TRUE radii (the authors use the initial radii; a parsed radius would
   fold the radius error into the conservation error). Units: r^2 * world units/s (momentum) and
   r^2 * (world units/s)^2 (energy).
+
+Counts per video: ``n_valid_frames`` and ``n_velocity_samples`` (what the ground truth lets us
+score), ``n_tracked_samples`` (samples with every ball tracked), ``tracked_fraction`` (tracked
+ball-samples / valid ball-samples, a value), ``missing_frames`` and ``duplicate_frames``.
 """
 
 from __future__ import annotations
@@ -51,7 +78,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.eval.parse import ParsedStates, parse_videos
+from phylaw.eval.parse import ParsedStates, parse_videos, recentre_cut
 from phylaw.physics.scenarios import get_scenario
 from phylaw.physics.state import WORLD_SIZE, Trajectory
 from phylaw.render.geometry import PixelGrid
@@ -59,22 +86,31 @@ from phylaw.render.geometry import PixelGrid
 NUM_COND_FRAMES = 3  # the paper conditions on the first 3 frames
 CONTACT_JUMP = 0.1  # world units/s: the authors' velocity jump marking the collision sample
 WITH_CONTACT = frozenset({"collision"})  # scenarios scored after the contact
+MISSING_SPEED = 10.0  # world units/s: the penalty speed of an untracked ball (see above)
+AUTHORS_MISSING_X = {"collision": (0.0, 10.0)}  # slot -> x; others 10 (reference 2.2)
 
 BASE_METRICS = (
     "velocity_error",
     "velocity_error_x",
     "velocity_error_mean",
+    "velocity_error_mean_authors",
     "position_error",
     "radius_drift",
     "radius_error",
+    "tracked_fraction",
 )
 CONSERVATION_METRICS = ("momentum_error", "energy_error")
-COUNTS = ("n_valid_frames", "n_velocity_samples", "missing_frames")
+COUNTS = (
+    "n_valid_frames",
+    "n_velocity_samples",
+    "n_tracked_samples",
+    "missing_frames",
+    "duplicate_frames",
+)
 
 NO_VIEW = "no {}generated frame with the ground-truth balls fully in view"
 NO_CONTACT = "no contact within the video, so no post-contact frame"
-MISSING = "a parsed ball is missing in every valid {}frame"
-NO_PAIR = "no two consecutive valid {}frames with the parsed balls visible"
+NO_PAIR = "no two consecutive {}generated frames with the ground-truth balls fully in view"
 
 
 @dataclass(frozen=True)
@@ -82,8 +118,8 @@ class VideoMetrics:
     """Per-video metrics of B videos of one scenario.
 
     ``values``: metric name -> float64 [B] (NaN where undefined); ``counts``: name -> int64 [B]
-    (``n_valid_frames``, ``n_velocity_samples``, ``missing_frames``, ``pre_*`` for collision,
-    ``contact_sample``); ``reason`` [B] str: why ``velocity_error`` is NaN, "" where defined.
+    (``COUNTS``, with ``pre_`` copies for collision, and ``contact_sample``); ``reason`` [B]
+    str: why ``velocity_error`` is NaN, "" where defined.
     """
 
     scenario: str
@@ -108,6 +144,10 @@ class VideoMetrics:
         return VideoMetrics(
             self.scenario, pick, {k: v[idx] for k, v in self.counts.items()}, self.reason[idx]
         )
+
+    def with_values(self, extra: dict[str, np.ndarray]) -> VideoMetrics:
+        """The same metrics with ``extra`` values added (each [B])."""
+        return VideoMetrics(self.scenario, {**self.values, **extra}, self.counts, self.reason)
 
     @staticmethod
     def concat(parts: Sequence[VideoMetrics]) -> VideoMetrics:
@@ -151,6 +191,12 @@ def _fully_in_view(pos: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return ((pos - r >= 0.0) & (pos + r <= WORLD_SIZE)).all(axis=(-1, -2))
 
 
+def _farthest_corner(pos: np.ndarray) -> np.ndarray:
+    """Distance from each position [..., 2] to the farthest corner of the world, [...]."""
+    far = np.maximum(pos, WORLD_SIZE - pos)
+    return np.linalg.norm(far, axis=-1)
+
+
 def contact_sample(truth: Trajectory) -> np.ndarray:
     """Index s of the velocity sample (frames s -> s+1) spanning the first contact, [B] int64.
 
@@ -187,54 +233,113 @@ def _check(parsed: ParsedStates, truth: Trajectory, num_cond_frames: int) -> Non
 
 
 # --------------------------------------------------------------------------------- metrics
-def _segment_metrics(
-    frames: np.ndarray,
-    samples: np.ndarray,
-    parsed: ParsedStates,
-    truth: Trajectory,
-    v: np.ndarray,
-    v_true: np.ndarray,
-    conservation: bool,
-) -> dict[str, np.ndarray]:
-    """Metrics over the frames [B, T] and velocity samples [B, S] selected (all balls visible).
+@dataclass(frozen=True)
+class _Track:
+    """Parsed kinematics of B videos against the truth (arrays over frames T / samples S)."""
 
-    ``v``, ``v_true`` [B, S, N, 2]: parsed and true finite-difference velocities.
-    """
-    radius = np.asarray(truth.bodies.size, dtype=np.float64)  # [B, N]
-    dv = v - v_true
+    pos: np.ndarray  # [B, T, N, 2] parsed centres (cut discs recentred)
+    tracked: np.ndarray  # [B, T, N] visible with one blob
+    v: np.ndarray  # [B, S, N, 2] parsed velocity (NaN where untracked)
+    v_true: np.ndarray  # [B, S, N, 2]
+    pair: np.ndarray  # [B, S, N] tracked in both frames of the sample
+    size: np.ndarray  # [B, T, N] parsed radius, 0 where untracked
+    radius: np.ndarray  # [B, N] true radius
+
+
+def _track(parsed: ParsedStates, truth: Trajectory) -> _Track:
+    radius = np.asarray(truth.bodies.size, dtype=np.float64)
+    pos = recentre_cut(parsed, radius)
+    tracked = parsed.visible & (parsed.count <= 1)
+    dt = np.diff(truth.times)[None, :, None, None]
+    pair = tracked[:, 1:] & tracked[:, :-1]
+    v = np.where(pair[..., None], np.diff(pos, axis=1) / dt, np.nan)
+    size = np.where(tracked, parsed.size, 0.0)
+    return _Track(pos, tracked, v, np.diff(truth.pos, axis=1) / dt, pair, size, radius)
+
+
+def _velocity_metrics(k: _Track, samples: np.ndarray, truth: Trajectory, scenario: str) -> dict:
+    """e, its x part and the mean-velocity gaps over the valid samples [B, S]."""
+    vt, pair = k.v_true, k.pair
+    speed = np.linalg.norm(vt, axis=-1)
+    err = np.where(pair, np.linalg.norm(k.v - vt, axis=-1), speed + MISSING_SPEED)  # [B, S, N]
+    err_x = np.where(pair, np.abs(k.v[..., 0] - vt[..., 0]), np.abs(vt[..., 0]) + MISSING_SPEED)
     out = {
-        "velocity_error": _masked_mean(np.linalg.norm(dv, axis=-1).mean(-1), samples),
-        "velocity_error_x": _masked_mean(np.abs(dv[..., 0]).mean(-1), samples),
+        "velocity_error": _masked_mean(err.mean(-1), samples),
+        "velocity_error_x": _masked_mean(err_x.mean(-1), samples),
     }
-    gap = [
-        np.abs(_masked_mean(v[:, :, i, 0], samples) - _masked_mean(v_true[:, :, i, 0], samples))
-        for i in range(v.shape[2])
-    ]
-    out["velocity_error_mean"] = np.mean(gap, axis=0)
-    dp = np.linalg.norm(parsed.pos - truth.pos, axis=-1).mean(-1)  # [B, T]
-    out["position_error"] = _masked_mean(dp, frames)
-    hi = np.where(frames[..., None], parsed.size, -np.inf).max(axis=1)  # [B, N]
-    lo = np.where(frames[..., None], parsed.size, np.inf).min(axis=1)
-    out["radius_drift"] = np.where(frames.any(axis=1), (hi - lo).max(axis=-1), np.nan)
-    dr = np.abs(parsed.size - radius[:, None]).mean(-1)  # [B, T]
-    out["radius_error"] = _masked_mean(dr, frames)
-    if conservation:
-        m = radius**2  # [B, N] relative masses, true radii
-        p = (m[:, None, :, None] * v).sum(axis=2)  # [B, S, 2]
-        p_true = (m[:, None, :, None] * v_true).sum(axis=2)
-        e = 0.5 * (m[:, None] * (v**2).sum(-1)).sum(-1)  # [B, S]
-        e_true = 0.5 * (m[:, None] * (v_true**2).sum(-1)).sum(-1)
-        out["momentum_error"] = _masked_mean(np.linalg.norm(p - p_true, axis=-1), samples)
-        out["energy_error"] = _masked_mean(np.abs(e - e_true), samples)
-        v0 = truth.vel[:, 0, :, 0] if truth.vel is not None else v_true[:, 0, :, 0]  # [B, N]
-        p0 = (m * v0).sum(-1)[:, None]
-        e0 = (0.5 * m * v0**2).sum(-1)[:, None]
-        vx = v[..., 0]
-        out["momentum_error_avg"] = _masked_mean(np.abs((m[:, None] * vx).sum(-1) - p0), samples)
-        out["energy_error_avg"] = _masked_mean(
-            np.abs((0.5 * m[:, None] * vx**2).sum(-1) - e0), samples
-        )
+    gaps, authors = [], []
+    dt = np.diff(truth.times)[None, :]
+    for i in range(vt.shape[2]):
+        ok = samples & pair[:, :, i]
+        gap = np.abs(_masked_mean(k.v[:, :, i, 0], ok) - _masked_mean(vt[:, :, i, 0], ok))
+        n_ok, n_all = ok.sum(1), samples.sum(1)
+        penalty = np.where(samples & ~pair[:, :, i], np.abs(vt[:, :, i, 0]) + MISSING_SPEED, 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mixed = (np.nan_to_num(gap) * n_ok + penalty.sum(1)) / n_all
+        gaps.append(np.where(n_all > 0, mixed, np.nan))
+        x_missing = AUTHORS_MISSING_X.get(scenario, (10.0,) * vt.shape[2])[i]
+        x = np.where(k.tracked[:, :, i], k.pos[:, :, i, 0], x_missing)
+        vx = np.diff(x, axis=1) / dt
+        authors.append(np.abs(_masked_mean(vx, samples) - _masked_mean(vt[:, :, i, 0], samples)))
+    out["velocity_error_mean"] = np.mean(gaps, axis=0)
+    out["velocity_error_mean_authors"] = np.mean(authors, axis=0)
+    out["tracked_fraction"] = _masked_mean(pair.mean(-1), samples)
     return out
+
+
+def _state_metrics(k: _Track, frames: np.ndarray, truth: Trajectory) -> dict:
+    """Position and radius metrics over the valid frames [B, T]."""
+    err = np.linalg.norm(k.pos - truth.pos, axis=-1)
+    dp = np.where(k.tracked, err, _farthest_corner(truth.pos)).mean(-1)  # [B, T]
+    hi = np.where(frames[..., None], k.size, -np.inf).max(axis=1)  # [B, N]
+    lo = np.where(frames[..., None], k.size, np.inf).min(axis=1)
+    dr = np.abs(k.size - k.radius[:, None]).mean(-1)  # [B, T]
+    return {
+        "position_error": _masked_mean(dp, frames),
+        "radius_drift": np.where(frames.any(axis=1), (hi - lo).max(axis=-1), np.nan),
+        "radius_error": _masked_mean(dr, frames),
+    }
+
+
+def _conservation_metrics(k: _Track, samples: np.ndarray, truth: Trajectory) -> dict:
+    """Momentum and energy errors (collision) over the valid samples [B, S]."""
+    m = k.radius**2  # [B, N] relative masses, true radii
+    vt, pair = k.v_true, k.pair
+    v = np.where(pair[..., None], k.v, 0.0)
+    miss = np.where(pair, 0.0, np.linalg.norm(vt, axis=-1) + MISSING_SPEED)  # [B, S, N]
+    mm = m[:, None]
+    dp = np.where(pair[..., None], v - vt, 0.0)
+    p_err = np.linalg.norm((mm[..., None] * dp).sum(2), axis=-1) + (mm * miss).sum(-1)
+    e_gen = 0.5 * (mm * np.where(pair, (v**2).sum(-1), 0.0)).sum(-1)
+    e_true = 0.5 * (mm * np.where(pair, (vt**2).sum(-1), 0.0)).sum(-1)
+    e_err = np.abs(e_gen - e_true) + 0.5 * (mm * miss**2).sum(-1)
+    # the authors' x-only errors against the initial momentum and energy (of the tracked balls)
+    v0 = truth.vel[:, 0, :, 0] if truth.vel is not None else vt[:, 0, :, 0]  # [B, N]
+    miss_x = np.where(pair, 0.0, np.abs(vt[..., 0]) + MISSING_SPEED)
+    vx = np.where(pair, v[..., 0], 0.0)
+    p0 = ((m * v0)[:, None] * pair).sum(-1)  # [B, S]
+    e0 = ((0.5 * m * v0**2)[:, None] * pair).sum(-1)
+    p_avg = np.abs((mm * vx).sum(-1) - p0) + (mm * miss_x).sum(-1)
+    e_avg = np.abs((0.5 * mm * vx**2).sum(-1) - e0) + 0.5 * (mm * miss_x**2).sum(-1)
+    return {
+        "momentum_error": _masked_mean(p_err, samples),
+        "energy_error": _masked_mean(e_err, samples),
+        "momentum_error_avg": _masked_mean(p_avg, samples),
+        "energy_error_avg": _masked_mean(e_avg, samples),
+    }
+
+
+def _segments(truth: Trajectory, scenario: str, b: int, t: int):
+    """{prefix: (frames [B, T], samples [B, S])} of the scored segments, and the contact."""
+    idx = np.arange(t - 1)[None, :]
+    if scenario not in WITH_CONTACT:
+        return {"": (np.ones((b, t), bool), np.ones((b, t - 1), bool))}, None
+    sc = contact_sample(truth)[:, None]  # [B, 1]
+    segments = {
+        "": (np.arange(t)[None, :] > sc, idx > sc),  # post-contact frames and samples
+        "pre_": (np.arange(t)[None, :] <= sc, idx < sc),
+    }
+    return segments, sc
 
 
 def physics_metrics(
@@ -253,50 +358,35 @@ def physics_metrics(
     get_scenario(scenario)
     _check(parsed, truth, num_cond_frames)
     b, t = truth.pos.shape[:2]
-    dt = np.diff(truth.times)[None, :, None, None]
-    v = np.diff(parsed.pos, axis=1) / dt  # [B, S, N, 2], NaN where a ball is missing
-    v_true = np.diff(truth.pos, axis=1) / dt
-    radius = np.asarray(truth.bodies.size, dtype=np.float64)
-    valid = _fully_in_view(truth.pos, radius) & (np.arange(t) >= num_cond_frames)  # [B, T]
-    visible = parsed.visible.all(axis=-1)
-
-    idx = np.arange(t - 1)[None, :]
-    if scenario in WITH_CONTACT:
-        sc = contact_sample(truth)[:, None]  # [B, 1]
-        segments = {
-            "": (np.arange(t)[None, :] > sc, idx > sc),  # post-contact frames and samples
-            "pre_": (np.arange(t)[None, :] <= sc, idx < sc),
-        }
-    else:
-        sc = None
-        segments = {"": (np.ones((b, t), bool), np.ones((b, t - 1), bool))}
-
+    k = _track(parsed, truth)
+    valid = _fully_in_view(truth.pos, k.radius) & (np.arange(t) >= num_cond_frames)  # [B, T]
+    segments, sc = _segments(truth, scenario, b, t)
     values: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     reason = np.full(b, "", dtype=object)
     for prefix, (seg_frames, seg_samples) in segments.items():
-        ok = valid & seg_frames
-        frames = ok & visible
+        frames = valid & seg_frames
         samples = seg_samples & frames[:, :-1] & frames[:, 1:]
-        names = _segment_metrics(
-            frames, samples, parsed, truth, v, v_true, scenario in WITH_CONTACT
-        )
+        names = _velocity_metrics(k, samples, truth, scenario)
+        names.update(_state_metrics(k, frames, truth))
+        if scenario in WITH_CONTACT:
+            names.update(_conservation_metrics(k, samples, truth))
         for name, value in names.items():
-            if name.endswith("_avg"):  # the authors' names: pre_/post_ prefix
-                values[f"{prefix or 'post_'}{name}"] = value
-            else:
-                values[f"{prefix}{name}"] = value
+            key = f"{prefix or 'post_'}{name}" if name.endswith("_avg") else f"{prefix}{name}"
+            values[key] = value
+        all_tracked = k.pair.all(-1)
         counts[f"{prefix}n_valid_frames"] = frames.sum(axis=1)
         counts[f"{prefix}n_velocity_samples"] = samples.sum(axis=1)
-        counts[f"{prefix}missing_frames"] = (ok & ~visible).sum(axis=1)
+        counts[f"{prefix}n_tracked_samples"] = (samples & all_tracked).sum(axis=1)
+        counts[f"{prefix}missing_frames"] = (frames & ~parsed.visible.all(-1)).sum(axis=1)
+        counts[f"{prefix}duplicate_frames"] = (frames & (parsed.count > 1).any(-1)).sum(axis=1)
         if prefix == "":
             seg = "" if sc is None else "post-contact "
-            no_view = ~ok.any(axis=1)
+            no_view = ~frames.any(axis=1)
             reason[no_view] = NO_VIEW.format(seg)
             if sc is not None:
                 reason[no_view & (sc[:, 0] >= t - 1)] = NO_CONTACT
-            reason[~no_view & ~frames.any(axis=1)] = MISSING.format(seg)
-            reason[frames.any(axis=1) & ~samples.any(axis=1)] = NO_PAIR.format(seg)
+            reason[~no_view & ~samples.any(axis=1)] = NO_PAIR.format(seg)
     if sc is not None:
         counts["contact_sample"] = sc[:, 0]
     return VideoMetrics(scenario, values, counts, reason.astype(str))

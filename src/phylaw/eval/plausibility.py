@@ -2,9 +2,10 @@
 
 The paper (Sec. 4.1-4.2, Table 2, Fig. 20) has people label a generated video "abnormal" when it
 looks physically implausible; most such cases are objects that disappear or lose their shape.
-Here each kind of abnormality is a flag computed from the parsed states (``eval.parse``) and,
-for shape and colour, the raw frames. Only the generated frames (index >= ``num_cond_frames``)
-are judged; the condition frames (ground truth) give each object's reference appearance.
+Here each kind of abnormality is a flag computed from the parsed states (``eval.parse``: one
+pass over the pixels gives positions, areas, blob counts, moments and the foreign-colour
+count). Only the generated frames (index >= ``num_cond_frames``) are judged; the condition
+frames (ground truth) give each object's reference appearance.
 
 =================  =============================================================================
 flag               a generated frame is flagged when
@@ -62,11 +63,11 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import ndimage
 
 from phylaw import PhylawError
-from phylaw.eval.parse import ParsedStates, membership_tables
-from phylaw.physics.state import WORLD_SIZE, Colour
+from phylaw.eval.parse import ParsedStates, parse_videos
+from phylaw.physics.state import Colour
+from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
 
 FLAGS = (
@@ -79,7 +80,6 @@ FLAGS = (
     "teleports",
 )
 _F = {name: i for i, name in enumerate(FLAGS)}
-CHUNK_FRAMES = 256  # frames scanned at once for moments and foreign colours
 _BORDER_NORMALS = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])  # l, r, b, t
 
 
@@ -107,82 +107,28 @@ class PlausibilityTolerances:
     min_frames: int = 2  # frames in a row a size/shape/colour/count violation must last
 
 
-# ------------------------------------------------------------------------------ raw frames
-def shape_descriptors(
-    videos: np.ndarray,
-    colours: Sequence[Colour],
-    centre_px: np.ndarray,
-    radius_px: np.ndarray,
-    *,
-    min_weight: float = 0.25,
-    window: float = 1.6,
-) -> np.ndarray:
-    """Normalised second moments ``D = 4 pi cov / area`` of each object's membership.
-
-    ``videos`` uint8 [B, T, H, W, 3]; ``centre_px`` [B, T, K, 2] (col, row) index coordinates and
-    ``radius_px`` [B, T, K] of each object (from ``parse_videos``); the weights are parse's
-    membership, counted from ``min_weight`` up and within ``window * radius_px + 2`` px of the
-    centre (faint codec ringing elsewhere would dominate a second moment). Returns float64
-    [B, T, K, 3] = (Dxx, Dyy, sqrt(2) Dxy) in pixel axes, so that the Euclidean distance is the
-    Frobenius distance; NaN where an object has no mass. A disc gives about (1, 1, 0), an
-    ellipse of axes a, b along x, y gives (a/b, b/a, 0), a square (pi/3, pi/3, 0).
-    """
-    b, t, h, w, _ = videos.shape
-    k_all = len(colours)
-    tables = membership_tables(tuple(Colour(int(c)) for c in colours))
-    frames = videos.reshape(b * t, h, w, 3)
-    centre = np.asarray(centre_px, dtype=np.float64).reshape(b * t, k_all, 2)
-    reach = (window * np.asarray(radius_px, dtype=np.float64) + 2.0).reshape(b * t, k_all)
-    cols = np.arange(w, dtype=np.float64)
-    rows = np.arange(h, dtype=np.float64)
-    floor = min_weight * 65535.0  # weights are tabulated as a * 65535
-    out = np.full((b * t, k_all, 3), np.nan)
-    for f0 in range(0, b * t, CHUNK_FRAMES):
-        chunk = frames[f0 : f0 + CHUNK_FRAMES].astype(np.int32)
-        f1 = f0 + len(chunk)
-        # membership_tables index: (255 - R) + 256 (255 - G) + 65536 (255 - B)
-        codes = 0xFFFFFF ^ (chunk[..., 0] | (chunk[..., 1] << 8) | (chunk[..., 2] << 16))
-        for k, table in enumerate(tables):
-            cx, cy = np.nan_to_num(centre[f0:f1, k].T, nan=-1e6)
-            d2 = (cols[None, None, :] - cx[:, None, None]) ** 2 + (
-                rows[None, :, None] - cy[:, None, None]
-            ) ** 2
-            wgt = table.take(codes).astype(np.float64)  # [F, H, W]
-            wgt[(wgt < floor) | (d2 > np.nan_to_num(reach[f0:f1, k])[:, None, None] ** 2)] = 0.0
-            sc, sr = wgt.sum(1), wgt.sum(2)  # column and row marginals
-            m0 = sc.sum(1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mx, my = sc @ cols / m0, sr @ rows / m0
-                cxx = sc @ cols**2 / m0 - mx**2
-                cyy = sr @ rows**2 / m0 - my**2
-                cxy = np.einsum("fhw,h,w->f", wgt, rows, cols) / m0 - mx * my
-                scale = 4 * np.pi * 65535.0 / m0  # 4 pi / area in px
-                desc = np.stack([cxx, cyy, np.sqrt(2) * cxy], -1) * scale[:, None]
-            desc[m0 <= 0] = np.nan
-            out[f0:f1, k] = desc
-    return out.reshape(b, t, k_all, 3)
-
-
+# ------------------------------------------------------------------------------ foreign colours
 @functools.lru_cache(maxsize=4)
 def foreign_table(
     colours: tuple[Colour, ...], residual: float, background: float, solid_alpha: float
 ) -> np.ndarray:
-    """Which 24-bit colours no expected colour explains as a solid body, bool [2**24] at
-    ``R + 256 G + 65536 B``.
+    """Which 24-bit colours no expected colour explains as a solid body, bool [2**24], indexed
+    like ``parse.membership_tables``: ``(255 - R) + 256 (255 - G) + 65536 (255 - B)``.
 
     A colour is foreign when it is farther than ``background`` grey levels from white and is not
     within ``residual`` of a solid part of an expected colour: of the segment from
     ``w + solid_alpha (c_k - w)`` to c_k (w white), or of c_i -> c_j (two balls blended where
     they touch). Faint blends of an expected colour with white are foreign too: they belong to
-    an anti-aliased outline, one or two pixels wide, which ``foreign_pixels`` erodes away, so a
-    region of them is a faded or pale object (e.g. PHYRE's grey is a faint blue).
+    an anti-aliased outline, one or two pixels wide, which the parser's one-pixel erosion
+    removes (``ParsedStates.foreign_px``), so a region of them is a faded or pale object (e.g.
+    PHYRE's grey is a faint blue).
     """
     w = np.asarray(BACKGROUND, np.float32)
     ends = [np.asarray(PALETTE[c], np.float32) for c in colours]
     segs = [(w + solid_alpha * (c - w), c) for c in ends]
     segs += [(ends[i], ends[j]) for i in range(len(ends)) for j in range(i + 1, len(ends))]
-    v = np.arange(256, dtype=np.float32)
-    out = np.zeros((256, 256, 256), dtype=bool)  # [B, G, R]
+    v = 255.0 - np.arange(256, dtype=np.float32)  # the table index counts down from white
+    out = np.zeros((256, 256, 256), dtype=bool)  # [255 - B, 255 - G, 255 - R]
     slab = 16
 
     def sep(x: list[np.ndarray], b0: int) -> np.ndarray:  # per-channel terms -> [slab, G, R]
@@ -202,27 +148,17 @@ def foreign_table(
     return out.reshape(-1)
 
 
-def foreign_pixels(
+def parse_for_flags(
     videos: np.ndarray,
     colours: Sequence[Colour],
-    residual: float,
-    background: float,
-    solid_alpha: float,
-) -> np.ndarray:
-    """Foreign pixels (``foreign_table``) per frame left after a 3x3-cross erosion, [B, T] int."""
-    b, t, h, w, _ = videos.shape
+    grid: PixelGrid | None = None,
+    tolerances: PlausibilityTolerances = PlausibilityTolerances(),
+) -> ParsedStates:
+    """``parse_videos`` with the foreign-colour count the ``colour_changes`` flag needs."""
     key = tuple(Colour(int(c)) for c in colours)
-    table = foreign_table(key, float(residual), float(background), float(solid_alpha))
-    frames = videos.reshape(b * t, h, w, 3)
-    structure = np.zeros((3, 3, 3), dtype=bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)  # no erosion across frames
-    out = np.zeros(b * t, dtype=np.int64)
-    for f0 in range(0, b * t, CHUNK_FRAMES):
-        chunk = frames[f0 : f0 + CHUNK_FRAMES].astype(np.int32)
-        mask = table.take(chunk[..., 0] | (chunk[..., 1] << 8) | (chunk[..., 2] << 16))
-        if mask.any():
-            out[f0 : f0 + len(chunk)] = ndimage.binary_erosion(mask, structure).sum((1, 2))
-    return out.reshape(b, t)
+    t = tolerances
+    table = foreign_table(key, t.colour_residual, t.colour_background, t.solid_alpha)
+    return parse_videos(videos, key, grid, foreign=table)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -274,15 +210,6 @@ def _nearest_border(pos: np.ndarray, world_size: float) -> tuple[np.ndarray, np.
     dist = np.stack([x, world_size - x, y, world_size - y], -1)
     side = np.argmin(np.nan_to_num(dist, nan=np.inf), -1)
     return np.take_along_axis(dist, side[..., None], -1)[..., 0], _BORDER_NORMALS[side]
-
-
-def _px_per_world(parsed: ParsedStates, videos: np.ndarray | None, world_size: float) -> float:
-    if videos is not None:
-        return videos.shape[3] / world_size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.sqrt(parsed.area_px / np.pi) / parsed.size
-    ratio = ratio[parsed.visible & np.isfinite(ratio)]
-    return float(np.median(ratio)) if ratio.size else 1.0
 
 
 class _Motion(NamedTuple):
@@ -371,6 +298,139 @@ def _motion(
 
 
 # ------------------------------------------------------------------------------ the flags
+class _Context(NamedTuple):
+    """What every flag reads: the parsed states, the reference appearance from the condition
+    frames and the kinematics (arrays [B, T, K] unless stated)."""
+
+    parsed: ParsedStates
+    tol: PlausibilityTolerances
+    c: int  # condition frames
+    ppw: float  # pixels per world unit (``parsed.grid``)
+    gen: np.ndarray  # [1, T, 1] generated frames
+    ref_area: np.ndarray  # [B, K] median area in the condition frames where in view
+    ref_ok: np.ndarray  # [B, K] a reference exists
+    ref_r_px: np.ndarray  # [B, K]
+    radius: np.ndarray  # [B, K] world units, for contacts and borders
+    present: np.ndarray  # [B, K] the object is in the scene
+    expected: np.ndarray | None  # [B, K] objects per colour, if given
+    m: _Motion
+
+
+def _context(parsed, num_cond_frames, expected_objects, tol) -> _Context:
+    area, vis, inv = parsed.area_px, parsed.visible, parsed.in_view
+    b, t, k = vis.shape
+    c = int(num_cond_frames)
+    if not 1 <= c < t:
+        raise PhylawError(f"num_cond_frames must be in [1, {t - 1}] for {t} frames, got {c}")
+    ppw = float(parsed.grid.world_len_to_px(1.0))
+    ref_area = _nanreduce(np.nanmedian, np.where(inv[:, :c], area[:, :c], np.nan))  # [B, K]
+    any_size = _nanreduce(np.nanmax, np.where(vis, parsed.size, np.nan))
+    ref_ok = np.isfinite(ref_area)
+    ref_r_px = np.sqrt(ref_area / np.pi)
+    radius = np.where(ref_ok, ref_r_px / ppw, any_size)
+    present = vis[:, :c].any(1)
+    expected = None
+    if expected_objects is not None:
+        expected = np.broadcast_to(np.asarray(expected_objects, dtype=np.int64), (b, k))
+        present = present | (expected > 0)
+    world = parsed.grid.world_size
+    m = _motion(parsed, radius, tol.contact_margin_px / ppw, tol.border_margin_px / ppw, world)
+    gen = (np.arange(t) >= c)[None, :, None]
+    return _Context(
+        parsed, tol, c, ppw, gen, ref_area, ref_ok, ref_r_px, radius, present, expected, m
+    )
+
+
+def _disappears(x: _Context, videos: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Gone, not leaving through the border, not behind an object that covers where it should
+    be now and was in contact with it (or already covering it) in the last frame. Returns the
+    ``disappears`` and the vanish-into-another-colour (``colour_changes``) scores [B, T]."""
+    p, m = x.parsed, x.m
+    b, t, k = p.visible.shape
+    behind = np.zeros((b, t, k), dtype=bool)
+    prev_centre = _shift(m.centre, 1, np.nan)
+    for j in range(k):
+        pj, rj = p.pos[:, :, j : j + 1], x.radius[:, None, j : j + 1]
+        covers = np.linalg.norm(m.pred - pj, axis=-1) < rj + m.margin  # [B, T, K]
+        was_near = np.linalg.norm(prev_centre - _shift(pj, 1, np.nan), axis=-1)
+        was_near = np.nan_to_num(was_near, nan=np.inf) < rj + x.radius[:, None] + m.margin
+        behind |= p.visible[:, :, j : j + 1] & covers & was_near
+    gone = x.gen & x.present[:, None] & ~p.visible & ~m.leaving & ~behind
+    vanish = gone & _shift(~gone, 1, True)  # first frame of each absence
+    recolour = np.zeros((b, t))
+    if videos is not None:  # something else stands where it vanished: a colour change
+        world = p.grid.world_size
+        taken = _occupied(videos, m.pred, x.ppw, world, x.tol.colour_background) & vanish
+        recolour = np.where(taken.any(-1), np.inf, 0.0)
+        gone &= ~(_take(taken[..., None], _ffill(vanish))[..., 0] > 0)  # that whole absence
+    return np.where(gone.any(-1), np.inf, 0.0), recolour
+
+
+def _appears(x: _Context) -> np.ndarray:
+    """Visible from nothing, away from the border and from other objects."""
+    p = x.parsed
+    popped = x.gen & p.visible & p.in_view & ~_shift(p.visible, 1, False) & ~x.m.touch
+    return np.where(popped.any(-1), np.inf, 0.0)
+
+
+def _count_changes(x: _Context) -> np.ndarray:
+    """More blobs than the reference for min_frames frames (fewer where 2+ are expected)."""
+    p = x.parsed
+    cnt, vis = p.count, p.visible
+    if x.expected is not None:
+        ref_cnt = x.expected
+    else:
+        med = _nanreduce(np.nanmedian, np.where(vis[:, : x.c], cnt[:, : x.c], np.nan))
+        ref_cnt = np.rint(np.nan_to_num(med)).astype(np.int64)
+    ref_cnt = ref_cnt[:, None]
+    more = vis & (cnt > np.maximum(ref_cnt, 1))  # overlapping discs never split a disc
+    fewer = vis & p.in_view & (ref_cnt >= 2) & (cnt < ref_cnt) & ~x.m.touch
+    odd = _sustained((more | fewer).astype(np.float64), x.tol.min_frames) * x.gen
+    return np.where(odd.max(-1) > 0, np.inf, 0.0)
+
+
+def _size_and_shape(x: _Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Size and shape scores [B, T], and where each object is whole [B, T, K]."""
+    p, tol, m = x.parsed, x.tol, x.m
+    ref = x.ref_ok[:, None]
+    size_tol = tol.size_edge_px + tol.size_rel * x.ref_r_px[:, None]  # [B, 1, K]
+    dev = (np.sqrt(p.area_px / np.pi) - x.ref_r_px[:, None]) / size_tol
+    # An object on the border with (nearly) its full reference area is whole: codec ringing
+    # often puts a trace of colour on the edge pixels of a ball a few pixels inside.
+    whole = p.in_view | (p.visible & (np.abs(dev) <= 0.5))
+    clear = x.gen & whole & ~m.near & ref
+    cut = x.gen & p.visible & ~whole & ref  # cut by the border
+    occl = x.gen & p.visible & m.near & ~cut & ref  # at a contact: may be partly hidden
+    size = np.where(clear, np.abs(dev), 0.0)
+    size = np.where(cut | occl, np.maximum(dev, 0.0), size)
+    size = np.where(cut & ~m.moving_out, np.abs(dev), size)
+    desc = p.shape_descriptor()
+    cond_in = p.in_view[:, : x.c, :, None]
+    ref_desc = _nanreduce(np.nanmedian, np.where(cond_in, desc[:, : x.c], np.nan))
+    shape_tol = tol.shape + tol.shape_edge_px / x.ref_r_px[:, None]
+    shape = np.linalg.norm(desc - ref_desc[:, None], axis=-1) / shape_tol
+    shape = np.where(clear, shape, 0.0)
+    sizes = _sustained(size, tol.min_frames).max(-1)
+    return sizes, _sustained(shape, tol.min_frames).max(-1), whole
+
+
+def _foreign_colour(x: _Context) -> np.ndarray:
+    """A solid region of a colour nobody expects (needs ``parsed.foreign_px``)."""
+    foreign = x.parsed.foreign_px.astype(np.float64)
+    base = foreign[:, : x.c].max(1, keepdims=True)
+    colour = np.maximum(foreign - base, 0.0) / x.tol.colour_min_px * x.gen[..., 0]
+    return _sustained(colour, x.tol.min_frames)
+
+
+def _teleports(x: _Context, whole: np.ndarray) -> np.ndarray:
+    """Departure from constant velocity, contacts exempt."""
+    m = x.m
+    jerk = np.linalg.norm(m.step - _shift(m.step, 1, np.nan), axis=-1) / x.tol.jump_world_units
+    calm = whole & _shift(whole, 1, False) & _shift(whole, 2, False)
+    calm &= ~m.near & ~_shift(m.near, 1, True) & ~_shift(m.touch, 2, True)
+    return np.where(x.gen & calm, np.nan_to_num(jerk), 0.0).max(-1)
+
+
 def plausibility_scores(
     parsed: ParsedStates,
     videos: np.ndarray | None = None,
@@ -378,122 +438,31 @@ def plausibility_scores(
     num_cond_frames: int = 3,
     expected_objects: np.ndarray | Sequence[int] | None = None,
     tolerances: PlausibilityTolerances = PlausibilityTolerances(),
-    world_size: float = WORLD_SIZE,
 ) -> np.ndarray:
     """Evidence for each flag in each frame, float64 [B, T, len(FLAGS)]; a flag is raised in a
     frame where its score exceeds 1.
 
     Continuous checks score ``statistic / tolerance`` (already held for ``min_frames`` frames
     where the table in the module docstring says so); yes/no checks score inf or 0. Condition
-    frames score 0. ``parsed``: ``parse_videos(videos, colours, count_blobs=True)`` (without
-    blob counts ``count_changes`` is not judged); ``videos`` uint8 [B, T, H, W, 3], needed for
-    ``shape_changes`` and ``colour_changes`` (not judged without); ``expected_objects`` [K] or
-    [B, K]: objects of each colour in the scene (default: as many blobs as the condition frames
-    show; a colour with 0 may still enter through the border).
+    frames score 0. ``parsed``: ``parse_for_flags(videos, colours, grid)`` (without
+    ``foreign_px`` the foreign-colour part of ``colour_changes`` is not judged); ``videos``
+    uint8 [B, T, H, W, 3], needed only to see what stands where an object vanished;
+    ``expected_objects`` [K] or [B, K]: objects of each colour in the scene (default: as many
+    blobs as the condition frames show; a colour with 0 may still enter through the border).
     """
-    tol = tolerances
-    pos, area, vis, inv = parsed.pos, parsed.area_px, parsed.visible, parsed.in_view
-    b, t, k = vis.shape
-    c = int(num_cond_frames)
-    if not 1 <= c < t:
-        raise PhylawError(f"num_cond_frames must be in [1, {t - 1}] for {t} frames, got {c}")
+    b, t, _ = parsed.visible.shape
     if videos is not None and tuple(videos.shape[:2]) != (b, t):
         raise PhylawError(f"videos {videos.shape[:2]} do not match the parsed states {(b, t)}")
-    ppw = _px_per_world(parsed, videos, world_size)
-    gen = (np.arange(t) >= c)[None, :, None]  # [1, T, 1] generated frames
+    x = _context(parsed, num_cond_frames, expected_objects, tolerances)
     score = np.zeros((b, t, len(FLAGS)))
-
-    # Reference appearance from the condition frames (in view, i.e. not cut by the border).
-    cond_in = inv[:, :c]
-    ref_area = _nanreduce(np.nanmedian, np.where(cond_in, area[:, :c], np.nan))  # [B, K]
-    any_size = _nanreduce(np.nanmax, np.where(vis, parsed.size, np.nan))
-    ref_ok = np.isfinite(ref_area)
-    ref_r_px = np.sqrt(ref_area / np.pi)
-    radius = np.where(ref_ok, ref_r_px / ppw, any_size)  # world units, for contacts and borders
-    present = vis[:, :c].any(1)
-    if expected_objects is not None:
-        expected = np.broadcast_to(np.asarray(expected_objects, dtype=np.int64), (b, k))
-        present = present | (expected > 0)
-
-    m = _motion(parsed, radius, tol.contact_margin_px / ppw, tol.border_margin_px / ppw, world_size)
-    margin, touch, near, step, pred, centre = m.margin, m.touch, m.near, m.step, m.pred, m.centre
-
-    # disappears: gone, not leaving through the border, not behind an object that covers where
-    # it should be now and was in contact with it (or already covering it) in the last frame.
-    behind = np.zeros((b, t, k), dtype=bool)
-    prev_centre = _shift(centre, 1, np.nan)
-    for j in range(k):
-        pj, rj = pos[:, :, j : j + 1], radius[:, None, j : j + 1]  # [B, T, 1, 2], [B, 1, 1]
-        covers = np.linalg.norm(pred - pj, axis=-1) < rj + margin  # [B, T, K]
-        was_near = np.linalg.norm(prev_centre - _shift(pj, 1, np.nan), axis=-1)
-        was_near = np.nan_to_num(was_near, nan=np.inf) < rj + radius[:, None] + margin
-        behind |= vis[:, :, j : j + 1] & covers & was_near
-    gone = gen & present[:, None] & ~vis & ~m.leaving & ~behind
-    vanish = gone & _shift(~gone, 1, True)  # first frame of each absence
-    if videos is not None:  # something else stands where it vanished: a colour change
-        taken = _occupied(videos, pred, ppw, world_size, tol.colour_background) & vanish
-        score[..., _F["colour_changes"]] = np.where(taken.any(-1), np.inf, 0.0)
-        gone &= ~(_take(taken[..., None], _ffill(vanish))[..., 0] > 0)  # that whole absence
-    score[..., _F["disappears"]] = np.where(gone.any(-1), np.inf, 0.0)
-
-    # appears: visible from nothing, away from the border and from other objects.
-    popped = gen & vis & inv & ~_shift(vis, 1, False) & ~touch
-    score[..., _F["appears"]] = np.where(popped.any(-1), np.inf, 0.0)
-
-    # count_changes: more blobs than the reference for min_frames frames (fewer where 2+).
-    if (parsed.count >= 0).all():
-        cnt = parsed.count
-        if expected_objects is not None:
-            ref_cnt = expected
-        else:
-            med = _nanreduce(np.nanmedian, np.where(vis[:, :c], cnt[:, :c], np.nan))
-            ref_cnt = np.rint(np.nan_to_num(med)).astype(np.int64)
-        ref_cnt = ref_cnt[:, None]
-        more = vis & (cnt > np.maximum(ref_cnt, 1))  # overlapping discs never split a disc
-        fewer = vis & inv & (ref_cnt >= 2) & (cnt < ref_cnt) & ~touch
-        odd = _sustained((more | fewer).astype(np.float64), tol.min_frames) * gen
-        score[..., _F["count_changes"]] = np.where(odd.max(-1) > 0, np.inf, 0.0)
-
-    # size_changes: equivalent radius vs the reference; only growth where cut or occluded.
-    size_tol = tol.size_edge_px + tol.size_rel * ref_r_px[:, None]  # [B, 1, K]
-    dev = (np.sqrt(area / np.pi) - ref_r_px[:, None]) / size_tol
-    # An object on the border with (nearly) its full reference area is whole: codec ringing
-    # often puts a trace of colour on the edge pixels of a ball a few pixels inside.
-    whole = inv | (vis & (np.abs(dev) <= 0.5))
-    clear = gen & whole & ~near & ref_ok[:, None]
-    cut = gen & vis & ~whole & ref_ok[:, None]  # cut by the border
-    occl = gen & vis & near & ~cut & ref_ok[:, None]  # at a contact: may be partly hidden
-    size = np.where(clear, np.abs(dev), 0.0)
-    size = np.where(cut | occl, np.maximum(dev, 0.0), size)
-    size = np.where(cut & ~m.moving_out, np.abs(dev), size)
-    score[..., _F["size_changes"]] = _sustained(size, tol.min_frames).max(-1)
-
-    if videos is not None:
-        # shape_changes: normalised second moments vs the reference.
-        centre_px = np.stack(
-            [pos[..., 0] * ppw - 0.5, (world_size - pos[..., 1]) * ppw - 0.5], -1
-        )  # index coordinates (col, row), as render.geometry
-        desc = shape_descriptors(videos, parsed.colours, centre_px, np.sqrt(area / np.pi))
-        ref_desc = _nanreduce(np.nanmedian, np.where(cond_in[..., None], desc[:, :c], np.nan))
-        shape_tol = tol.shape + tol.shape_edge_px / ref_r_px[:, None]
-        shape = np.linalg.norm(desc - ref_desc[:, None], axis=-1) / shape_tol
-        shape = np.where(clear, shape, 0.0)
-        score[..., _F["shape_changes"]] = _sustained(shape, tol.min_frames).max(-1)
-
-        # colour_changes: a solid region of a colour nobody expects.
-        foreign = foreign_pixels(
-            videos, parsed.colours, tol.colour_residual, tol.colour_background, tol.solid_alpha
-        ).astype(np.float64)
-        base = foreign[:, :c].max(1, keepdims=True)
-        colour = np.maximum(foreign - base, 0.0) / tol.colour_min_px * gen[..., 0]
-        colour = _sustained(colour, tol.min_frames)
-        score[..., _F["colour_changes"]] = np.maximum(score[..., _F["colour_changes"]], colour)
-
-    # teleports: departure from constant velocity, contacts exempt.
-    jerk = np.linalg.norm(step - _shift(step, 1, np.nan), axis=-1) / tol.jump_world_units
-    calm = whole & _shift(whole, 1, False) & _shift(whole, 2, False)
-    calm &= ~near & ~_shift(near, 1, True) & ~_shift(touch, 2, True)
-    score[..., _F["teleports"]] = np.where(gen & calm, np.nan_to_num(jerk), 0.0).max(-1)
+    score[..., _F["disappears"]], recolour = _disappears(x, videos)
+    score[..., _F["appears"]] = _appears(x)
+    score[..., _F["count_changes"]] = _count_changes(x)
+    score[..., _F["size_changes"]], score[..., _F["shape_changes"]], whole = _size_and_shape(x)
+    if parsed.foreign_px is not None:
+        recolour = np.maximum(recolour, _foreign_colour(x))
+    score[..., _F["colour_changes"]] = recolour
+    score[..., _F["teleports"]] = _teleports(x, whole)
     return score
 
 
@@ -524,7 +493,6 @@ def plausibility_matrix(
     num_cond_frames: int = 3,
     expected_objects: np.ndarray | Sequence[int] | None = None,
     tolerances: PlausibilityTolerances = PlausibilityTolerances(),
-    world_size: float = WORLD_SIZE,
 ) -> np.ndarray:
     """Flags as a matrix, bool [B, len(FLAGS)] (columns in ``FLAGS`` order); see
     ``plausibility_scores`` for the arguments. ``abnormal = matrix.any(1)``."""
@@ -534,7 +502,6 @@ def plausibility_matrix(
         num_cond_frames=num_cond_frames,
         expected_objects=expected_objects,
         tolerances=tolerances,
-        world_size=world_size,
     )
     return (scores > 1.0).any(1)
 
@@ -546,7 +513,6 @@ def plausibility_flags(
     num_cond_frames: int = 3,
     expected_objects: np.ndarray | Sequence[int] | None = None,
     tolerances: PlausibilityTolerances = PlausibilityTolerances(),
-    world_size: float = WORLD_SIZE,
 ) -> list[list[str]]:
     """The names (from ``FLAGS``) raised for each of the B videos; an empty list is a plausible
     video. Arguments as ``plausibility_scores``."""
@@ -556,7 +522,6 @@ def plausibility_flags(
         num_cond_frames=num_cond_frames,
         expected_objects=expected_objects,
         tolerances=tolerances,
-        world_size=world_size,
     )
     return [[FLAGS[f] for f in np.flatnonzero(row)] for row in matrix]
 

@@ -11,6 +11,11 @@ A *source* maps video ids (the ``index`` of a split's videos) to uint8 videos ``
 
 Reading never stops at a bad video: each problem becomes a ``Failure`` (id, source, reason) and
 the rest is evaluated.
+
+Records. A source says what its videos are, as the producer wrote it: ``frame_indices`` (the
+split's frames they hold) and ``cond_frames`` (how many leading frames were given), from an
+npz's arrays, a folder's ``videos.json`` or a ``run.json`` beside the file (``phylaw sample``,
+``phylaw baseline``, ``phylaw data export``); None where no record says.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from phylaw import PhylawError
+from phylaw.data.io.npz import load_npz_array, npz_keys
 from phylaw.data.video import decode_video
 
 EXTENSIONS = (".mp4", ".gif", ".npz")
@@ -59,11 +65,32 @@ def check_video(video: np.ndarray, num_frames: int, name: str) -> np.ndarray:
     return video
 
 
+def _record(path: Path) -> dict:
+    """A JSON record (videos.json / run.json), {} when absent."""
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise PhylawError(f"cannot read {path} ({e})") from None
+    if not isinstance(record, dict):
+        raise PhylawError(f"{path} is not a JSON object")
+    return record
+
+
 class VideoSource:
     """Base class: ``ids()`` available, ``read(ids, num_frames)`` -> (ids, videos, failures)."""
 
     name = "videos"
     frame_indices: tuple[int, ...] | None = None  # the split's frames the videos hold (None: all)
+    cond_frames: int | None = None  # leading frames given to the producer (None: not recorded)
+    parallel = True  # reads may run in several threads
+
+    def _take_record(self, record: dict) -> None:
+        if record.get("frame_indices") is not None:
+            self.frame_indices = tuple(int(f) for f in record["frame_indices"])
+        if record.get("cond_frames") is not None:
+            self.cond_frames = int(record["cond_frames"])
 
     def ids(self) -> np.ndarray:
         raise NotImplementedError
@@ -106,13 +133,8 @@ class FolderSource(VideoSource):
                 f"{root} holds no video files named by id ({', '.join(EXTENSIONS)});"
                 " name them like 0000042.mp4"
             )
-        listing = root / "videos.json"
-        if listing.is_file():  # written by phylaw sample / data export: which frames
-            try:
-                frames = json.loads(listing.read_text()).get("frame_indices")
-            except (OSError, ValueError, AttributeError) as e:
-                raise PhylawError(f"cannot read {listing} ({e})") from None
-            self.frame_indices = None if frames is None else tuple(int(f) for f in frames)
+        # written by phylaw sample / baseline / data export: which frames, how many given
+        self._take_record({**_record(root / "run.json"), **_record(root / "videos.json")})
 
     def ids(self) -> np.ndarray:
         return np.array(sorted(self.files), dtype=np.int64)
@@ -131,27 +153,22 @@ class FolderSource(VideoSource):
 
 
 class ArraySource(VideoSource):
-    """Videos held in one array file (npz or HDF5), with ids from ``index`` or split order."""
+    """Videos held in one array file (npz, memory-mapped when stored uncompressed, or HDF5),
+    with ids from ``index`` or split order."""
 
     def __init__(self, path: Path, split_ids: np.ndarray):
         self.name = str(path)
         self.path = path
         self._decode = None
+        self._record = _record(path.parent / "run.json")
         try:
             if path.suffix.lower() == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    if "videos" not in z:
-                        raise PhylawError(
-                            f"{path} has no 'videos' array (found: {', '.join(z.files)})"
-                        )
-                    self.videos = z["videos"]
-                    index = z["index"] if "index" in z else None
-                    if "frame_indices" in z:  # written by phylaw sample: which frames
-                        self.frame_indices = tuple(int(f) for f in z["frame_indices"])
+                self.videos, index = self._npz(path)
             else:
                 self.videos, index = self._hdf5(path)
         except (OSError, ValueError) as e:
             raise PhylawError(f"cannot read {path} ({e})") from None
+        self._take_record(self._record)
         if index is None:
             if len(self.videos) != len(split_ids):
                 raise PhylawError(
@@ -161,12 +178,25 @@ class ArraySource(VideoSource):
             index = split_ids
         self.index = {int(v): k for k, v in enumerate(np.asarray(index).tolist())}
 
+    def _npz(self, path: Path):
+        keys = npz_keys(path)
+        if "videos" not in keys:
+            raise PhylawError(f"{path} has no 'videos' array (found: {', '.join(keys)})")
+        for key in ("frame_indices", "cond_frames"):  # written by phylaw sample
+            if key in keys:
+                value = load_npz_array(path, key)
+                self._record[key] = value.tolist()
+        index = load_npz_array(path, "index") if "index" in keys else None
+        return load_npz_array(path, "videos"), index
+
     def _hdf5(self, path: Path):
         import h5py
 
-        with h5py.File(path, "r") as f:
-            if "videos" in f:
-                return f["videos"][()], (f["index"][()] if "index" in f else None)
+        f = h5py.File(path, "r")  # kept open: videos are read on demand
+        if "videos" in f:
+            self.parallel = False  # one h5py file handle
+            return f["videos"], (f["index"][()] if "index" in f else None)
+        f.close()
         from phylaw.data.phyworld import inspect_phyworld, read_phyworld_videos
 
         layout = inspect_phyworld(path)
@@ -179,6 +209,26 @@ class ArraySource(VideoSource):
     def load(self, video_id: int) -> np.ndarray:
         k = self.index[video_id]
         return self._decode(k) if self._decode else self.videos[k]
+
+    def read(self, ids, num_frames: int):
+        """Like ``VideoSource.read``; for a uint8 array of the right shape, the videos as one
+        array (a view of the memory map when the ids are consecutive) instead of a list."""
+        ids = np.asarray(ids)
+        if self._decode is None and all(int(i) in self.index for i in ids.tolist()):
+            k = np.array([self.index[int(i)] for i in ids.tolist()], dtype=np.int64)
+            v = self.videos
+            if (
+                v.dtype == np.uint8
+                and v.ndim == 5
+                and v.shape[1] == num_frames
+                and v.shape[-1] == 3
+            ):
+                consecutive = len(k) and (np.diff(k) == 1).all()
+                batch = (
+                    v[k[0] : k[-1] + 1] if consecutive else v[np.sort(k)][np.argsort(np.argsort(k))]
+                )
+                return ids.astype(np.int64), list(batch), []
+        return super().read(ids, num_frames)
 
 
 def open_source(path: str | Path, split_ids: np.ndarray) -> VideoSource:

@@ -1,11 +1,13 @@
 """The paper's experiments as plans, and the runner that executes them (`runner`).
 
-Each experiment is one function ``plan(scale) -> Plan`` (`plan.Plan`: typed stages, what the
-report compares), registered below with a one-line description. ``--scale cpu`` shrinks the
-plan to finish on a 2-core laptop and says how in the report; ``--scale paper`` is the paper's
-setting, printed as launch commands with ``--dry-run``. Adding an experiment (gaps, holes,
-flip, attribute priority, composition, conditioning modes) is one module with
-one function, and one line here.
+Each experiment is one function ``plan(scale) -> Plan`` (`plan.Plan`: typed stages, from
+`kinds`, and what the report compares), registered below with a one-line description. A
+study's scales are functions returning its typed settings (``paper()``; ``cpu()`` edits a few
+fields of it with ``dataclasses.replace``), and ``build(settings)`` makes the plan.
+``--scale cpu`` finishes on a 2-core laptop and the report says how; ``--scale paper`` is the
+paper's setting, run on a cluster (`cluster`: Slurm through submitit) or printed as launch
+commands. Adding an experiment (gaps, holes, flip, attribute priority, composition,
+conditioning modes) is one module with one function, and one line here.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from collections.abc import Callable
 from phylaw import PhylawError
 from phylaw.experiments.plan import Plan
 
-__all__ = ["EXPERIMENTS", "SCALES", "get_plan"]
-
-SCALES = ("cpu", "paper")
+__all__ = ["EXPERIMENTS", "get_plan"]
 
 
 def _scaling(scale: str) -> Plan:
@@ -42,7 +42,9 @@ def _quickstart(scale: str) -> Plan:
     from phylaw.experiments.quickstart import plan
 
     if scale != "cpu":
-        raise PhylawError("quickstart runs at --scale cpu only; for the paper's runs: scaling")
+        raise PhylawError(
+            f"quickstart has no scale {scale!r}; it runs at cpu only (the paper's runs: scaling)"
+        )
     return plan()
 
 
@@ -59,6 +61,4 @@ def get_plan(name: str, scale: str = "cpu") -> Plan:
     """The plan of experiment ``name`` at ``scale``; unknown names list the valid ones."""
     if name not in EXPERIMENTS:
         raise PhylawError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
-    if scale not in SCALES:
-        raise PhylawError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
     return EXPERIMENTS[name][0](scale)

@@ -13,18 +13,54 @@ motion, "reconstruction keeps the physics").
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from phylaw.eval.report import Table
-from phylaw.experiments.plan import Plan, Stage
+from phylaw.experiments.kinds import AEReconStage, DataStage, TrainAEStage
+from phylaw.experiments.plan import Plan, Resources, Stage, scale_settings
 
-__all__ = ["plan"]
+__all__ = ["SCALES", "AutoencoderRecon", "build", "cpu", "paper", "plan"]
 
 SCENARIOS = ("uniform", "collision", "parabola")
-SETTINGS = {
-    "paper": {"preset": "ae-paper", "resolution": 128, "minutes": 0, "eval": 256, "est": 12 * 60},
-    "cpu": {"preset": "ae-small", "resolution": 32, "minutes": 15, "eval": 64, "est": 16},
-}
+
+
+@dataclass(frozen=True)
+class AutoencoderRecon:
+    """The settings of Table 3; the defaults are the paper's."""
+
+    preset: str = "ae-paper"  # the autoencoder (8x spatial, 4x causal temporal)
+    resolution_px: int = 128  # frame size of training and reconstruction
+    max_minutes: float | None = None  # training budget per scenario; None: the preset's steps
+    eval_videos: int = 256  # ID evaluation videos reconstructed per scenario
+    train_estimate_min: float = 12 * 60  # estimated minutes per autoencoder
+    resources: Resources = Resources(gpus_per_node=1, cpus_per_task=8, mem_gb=64, time_min=24 * 60)
+    note: str = "Paper scale: ae-paper on 32 frames of 128x128."
+
+
+def paper() -> AutoencoderRecon:
+    """The paper's autoencoder at 128 px, one GPU per scenario."""
+    return AutoencoderRecon()
+
+
+def cpu() -> AutoencoderRecon:
+    """ae-small at 32 px for 15 minutes per scenario on a 2-core CPU."""
+    s = replace(
+        paper(),
+        preset="ae-small",
+        resolution_px=32,
+        max_minutes=15.0,
+        eval_videos=64,
+        train_estimate_min=16,
+        resources=Resources(),
+    )
+    note = (
+        f"CPU scale: ae-small at {s.resolution_px} px, {s.max_minutes:g} minutes per "
+        "scenario; the paper's setting needs a GPU to train."
+    )
+    return replace(s, note=note)
+
+
+SCALES = {"paper": paper, "cpu": cpu}
 
 
 def _table(paths: dict) -> list[Table]:
@@ -47,39 +83,42 @@ def _table(paths: dict) -> list[Table]:
     return [Table("Table 3: reconstruction against the parse floor", header, rows, note)]
 
 
-def plan(scale: str = "cpu", seed: int = 0) -> Plan:
-    """Table 3 at ``scale``."""
-    s = SETTINGS[scale]
+def build(s: AutoencoderRecon, scale: str, seed: int = 0) -> Plan:
+    """The Table 3 plan of settings ``s`` (``scale`` names them in the report)."""
     stages: list[Stage] = []
-    sets = [f"data.resolution_px={s['resolution']}"] if scale == "cpu" else []
     for scenario in SCENARIOS:
-        base = {"scenario": scenario, "seed": seed}
+        data = {"scenario": scenario, "seed": seed}
         stages += [
-            Stage(f"data {scenario} train", "data", {**base, "split": "train", "size": "30K"}),
-            Stage(
-                f"data {scenario} eval", "data",
-                {**base, "split": "eval-id", "size": str(s["eval"])},
+            DataStage(f"data {scenario} train", split="train", size="30K", **data),
+            DataStage(f"data {scenario} eval", split="eval-id", size=str(s.eval_videos), **data),
+            TrainAEStage(
+                f"autoencoder {scenario}",
+                preset=s.preset,
+                resolution_px=s.resolution_px,
+                max_minutes=s.max_minutes,
+                train=f"data {scenario} train",
+                minutes=s.train_estimate_min,
+                resources=s.resources,
             ),
-            Stage(
-                f"autoencoder {scenario}", "train-ae",
-                {"preset": s["preset"], "sets": sets, "minutes": s["minutes"]},
-                {"train": f"data {scenario} train"}, minutes=s["est"],
+            AEReconStage(
+                f"recon {scenario}",
+                resolution_px=s.resolution_px,
+                ae=f"autoencoder {scenario}",
+                data=f"data {scenario} eval",
+                minutes=1,
+                resources=s.resources,
             ),
-            Stage(
-                f"recon {scenario}", "ae-recon", {"resolution": s["resolution"]},
-                {"ae": f"autoencoder {scenario}", "data": f"data {scenario} eval"}, minutes=1,
-            ),
-        ]  # fmt: skip
-    p = Plan(
+        ]
+    return Plan(
         name="autoencoder-recon",
         title="does the autoencoder keep the physics? (Table 3)",
         scale=scale,
-        note=(
-            "Paper scale: ae-paper on 32 frames of 128x128."
-            if scale == "paper"
-            else f"CPU scale: ae-small at {s['resolution']} px, {s['minutes']} minutes per "
-            "scenario; the paper's setting needs a GPU to train."
-        ),
+        note=s.note,
         stages=tuple(stages),
+        tables=_table,
     )
-    return replace(p, tables=_table)
+
+
+def plan(scale: str = "cpu", seed: int = 0) -> Plan:
+    """Table 3 at ``scale`` (a name in `SCALES`)."""
+    return build(scale_settings("autoencoder-recon", SCALES, scale), scale, seed)

@@ -10,8 +10,10 @@ truth is the floor. The paper's finding: out-of-template error falls as template
 (abnormal 67 % -> 10 % for DiT-XL from 6 to 60 templates).
 
 * paper scale: DiT-B and DiT-XL on VAE latents, 32 frames of 256x256 with the first given,
-  100K videos per template, 1M steps of batch 256 (the paper: 64 A100s); evaluation sets as
-  the authors' script: 600 in-template videos, 500 out-of-template.
+  99K videos per template (the paper's 100K less the in-template trials), 1M steps of batch
+  256 on 8 nodes of 8 GPUs (the paper: 64 A100s); the 6M training scenes are built by arrays
+  of cluster jobs; evaluation sets as the authors' script: 600 in-template videos, 500
+  out-of-template.
 * cpu scale: `train.presets.cpu_scenes` (DiT-T in pixels, 12 frames of 64 px) for a few
   minutes per template count, a few dozen scenes per template. It shows the pipeline and the
   metrics, not the trend: at this budget every model is far from the ground truth.
@@ -20,48 +22,99 @@ truth is the floor. The paper's finding: out-of-template error falls as template
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from phylaw.eval.report import Table
-from phylaw.experiments.plan import Plan, Stage
+from phylaw.experiments.kinds import DataStage, EvaluateStage, SampleStage, TrainAEStage, TrainStage
+from phylaw.experiments.plan import Plan, Resources, Stage, scale_settings
 
-__all__ = ["SCALES", "plan"]
+__all__ = ["SCALES", "Combinatorial", "Model", "build", "cpu", "paper", "plan"]
 
 TEMPLATE_SETS = ("6", "30", "60")
 SPLITS = {"in": "eval-in-template", "out": "eval-out-of-template"}
-SCALES = {
-    "paper": {
-        "models": {
-            "DiT-B": ("paper-B", []),
-            "DiT-XL": ("paper-XL", []),
-        },
-        "sets": [
-            "data.resolution_px=256",
-            "data.frames=32",
-            "diffusion.cond_frames=1",
-            "run.steps=1000000",
-        ],
-        "train_per_template": "100K",
-        # videos per template: the authors' 600 in-template (of 6, 30 or 60 templates), 500 out
-        "eval_in": {"6": 100, "30": 20, "60": 10},
-        "eval_out": 50,
-        "minutes": 0,
-        "train_minutes": 7 * 24 * 60,
-        "gpus": 8,
-    },
-    "cpu": {
-        "models": {"DiT-T": ("cpu-scenes", [])},
-        "sets": [],
-        "train_per_template": "40",
-        "eval_in": {"6": 16, "30": 3, "60": 2},
-        "eval_out": 10,
-        "minutes": 6,
-        "train_minutes": 6,
-        "gpus": 0,
-    },
-}
+SCENE_MIN = 0.03 / 60  # minutes to simulate one scene in one process (29 s per 1000 measured)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the table: its label, its training preset and extra overrides."""
+
+    label: str  # the table's name, e.g. DiT-XL
+    preset: str  # a `phylaw train` preset
+    sets: tuple[str, ...] = ()  # further `--set` overrides
+
+
+@dataclass(frozen=True)
+class Combinatorial:
+    """The settings of Table 2; the defaults are the paper's (Sec. 4, the authors' script)."""
+
+    models: tuple[Model, ...] = (Model("DiT-B", "paper-B"), Model("DiT-XL", "paper-XL"))
+    resolution_px: int | None = 256  # frame size; None: the preset's
+    frames: int | None = 32  # frames per video; None: the preset's
+    cond_frames: int = 1  # given frames (training and scoring)
+    steps: int | None = 1_000_000  # training steps; None: the preset's
+    max_minutes: float | None = None  # training budget per run; None: the steps decide
+    train_per_template: str = "99K"  # training scenes per template (the paper's 100K less the
+    # 10 in-template trials of each of its 100 tasks, which the evaluation keeps)
+    eval_in: tuple[int, int, int] = (100, 20, 10)  # in-template videos per template, 6/30/60
+    eval_out: int = 50  # out-of-template videos per held-out template (10 templates)
+    autoencoder: str | None = "ae-paper"  # one autoencoder on the 60-template scenes; None: pixels
+    train_estimate_min: float = 21 * 60  # estimated minutes per training run
+    train_resources: Resources = Resources(
+        nodes=8, gpus_per_node=8, cpus_per_task=8, mem_gb=512, time_min=24 * 60
+    )
+    gpu_resources: Resources = Resources(
+        gpus_per_node=1, cpus_per_task=8, mem_gb=64, time_min=24 * 60
+    )
+    data_resources: Resources = Resources(cpus_per_task=8, mem_gb=32, time_min=60)  # train splits
+    scenes_per_job: int = 100_000  # training scenes per array task on a cluster
+    note: str = (
+        "Paper scale: DiT-B and DiT-XL on the latents of an autoencoder trained on the "
+        "60-template scenes (phylaw train-ae, ae-paper), 32 frames of 256x256 with the first "
+        "given, 99K scenes per template (the paper's 100K less the in-template trials), 1M "
+        "steps of batch 256 on 8 nodes of 8 GPUs (the paper's 64 A100s)."
+    )
+
+
+def paper() -> Combinatorial:
+    """The paper's Table 2: DiT-B/XL, 256 px, 32 frames, 6M training scenes, 64 GPUs a run."""
+    return Combinatorial()
+
+
+def cpu() -> Combinatorial:
+    """Table 2 in about 25 minutes on 2 cores: pixel-space DiT-T, a few dozen scenes each."""
+    s = replace(
+        paper(),
+        models=(Model("DiT-T", "cpu-scenes"),),
+        resolution_px=None,
+        frames=None,
+        steps=None,
+        max_minutes=6.0,
+        train_per_template="40",
+        eval_in=(16, 3, 2),
+        eval_out=10,
+        autoencoder=None,
+        train_estimate_min=6,
+        train_resources=Resources(),
+        gpu_resources=Resources(),
+        data_resources=Resources(),
+    )
+    note = (
+        f"CPU scale: {', '.join(m.label for m in s.models)} (preset cpu-scenes: pixel space, "
+        f"12 frames every 2nd of 64x64 px, the first given) for {s.max_minutes:g} minutes per "
+        f"template count, {s.train_per_template} training scenes per template, "
+        f"{s.eval_out} out-of-template scenes per held-out template. This shows the "
+        "pipeline and the metrics, not the paper's trend: at this budget no model is close "
+        "to the ground truth. The paper: DiT-B/XL, 256 px, 32 frames, 100K scenes per "
+        "template, 1M steps on 64 GPUs."
+    )
+    return replace(s, note=note)
+
+
+SCALES = {"paper": paper, "cpu": cpu}
+
 METRICS = (  # (summary key, column, scale, digits)
     ("abnormal", "abnormal %", 100, 1),
     ("psnr", "PSNR", 1, 2),
@@ -84,10 +137,10 @@ def _cell(summary: dict | None, key: str, scale: float, digits: int) -> str:
     return f"{stats['mean'] * scale:.{digits}f}{ci}"
 
 
-def _tables(s: dict):
+def _tables(s: Combinatorial):
     def tables(paths: dict) -> list[Table]:
         rows, flags = [], []
-        for model in s["models"]:
+        for model in (m.label for m in s.models):
             for templates in TEMPLATE_SETS:
                 for key, split in SPLITS.items():
                     sm = _summary(paths, f"eval {model} {templates} {key}")
@@ -132,14 +185,14 @@ def _tables(s: dict):
     return tables
 
 
-def _figures(s: dict):
+def _figures(s: Combinatorial):
     def figures(paths: dict) -> list:
         from phylaw.eval.report import pyplot
 
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0))
         for ax, (key, label, scale, _) in zip(axes, METRICS[:2], strict=True):
-            for model in s["models"]:
+            for model in (m.label for m in s.models):
                 for split_key, split in SPLITS.items():
                     ys = []
                     for templates in TEMPLATE_SETS:
@@ -158,7 +211,7 @@ def _figures(s: dict):
     return figures
 
 
-def _animations(s: dict):
+def _animations(s: Combinatorial):
     def animations(paths: dict) -> list[tuple[str, bytes]]:
         from phylaw.data.info import side_by_side
         from phylaw.data.store import open_store
@@ -167,7 +220,7 @@ def _animations(s: dict):
         from phylaw.render.geometry import PixelGrid
 
         out = []
-        model = list(s["models"])[-1]
+        model = s.models[-1].label
         for key in SPLITS:
             name = f"{model} {TEMPLATE_SETS[-1]} {key}"
             eval_dir, sample_dir = paths[f"eval {name}"], paths[f"sample {name}"]
@@ -206,81 +259,119 @@ def _animations(s: dict):
     return animations
 
 
-def plan(scale: str = "cpu", seed: int = 0) -> Plan:
-    """Table 2 at ``scale`` ('cpu' or 'paper')."""
-    s = SCALES[scale]
-    stages: list[Stage] = []
+def _data(s: Combinatorial, seed: int) -> list[Stage]:
+    """The out-of-template split, and per template set its training and in-template splits."""
+    out = DataStage(
+        "data out",
+        scenario="combinatorial",
+        split=SPLITS["out"],
+        size=str(s.eval_out),
+        seed=seed,
+        minutes=10 * s.eval_out * SCENE_MIN,
+    )
+    stages: list[Stage] = [out]
+    per = s.train_per_template
+    per_count = int(per.rstrip("K")) * (1000 if per.endswith("K") else 1)
+    for templates, eval_in in zip(TEMPLATE_SETS, s.eval_in, strict=True):
+        count = int(templates) * per_count
+        stages += [
+            DataStage(
+                f"data train {templates}",
+                scenario="combinatorial",
+                split="train",
+                size=per,
+                seed=seed,
+                templates=templates,
+                minutes=count * SCENE_MIN,
+                jobs=max(1, count // s.scenes_per_job),
+                resources=s.data_resources,
+            ),
+            replace(
+                out,
+                name=f"data in {templates}",
+                split=SPLITS["in"],
+                size=str(eval_in),
+                templates=templates,
+                minutes=int(templates) * eval_in * SCENE_MIN,
+            ),
+        ]
+    return stages
 
-    def data(name: str, split: str, size, templates: str | None, minutes: float) -> None:
-        cfg = {"scenario": "combinatorial", "split": split, "size": str(size), "seed": seed}
-        if templates:
-            cfg["templates"] = templates
-        stages.append(Stage(name, "data", cfg, minutes=minutes))
 
-    scene_s = 0.04 / 60  # minutes per scene to simulate on 2 cores
-    data("data out", SPLITS["out"], s["eval_out"], None, 10 * s["eval_out"] * scene_s)
-    for templates in TEMPLATE_SETS:
-        k = int(templates)
-        per = s["train_per_template"]
-        count = k * (int(per.rstrip("K")) * (1000 if per.endswith("K") else 1))
-        data(f"data train {templates}", "train", per, templates, count * scene_s)
-        data(f"data in {templates}", SPLITS["in"], s["eval_in"][templates], templates,
-             k * s["eval_in"][templates] * scene_s)  # fmt: skip
-    needs_ae = {}
-    if scale == "paper":  # a latent model needs an autoencoder trained on scenes first
+def _runs(s: Combinatorial, model: Model, templates: str, seed: int) -> list[Stage]:
+    """One training run, its in- and out-of-template continuations and their scores."""
+    run = f"train {model.label} {templates}"
+    stages: list[Stage] = [
+        TrainStage(
+            run,
+            preset=model.preset,
+            seed=seed,
+            steps=s.steps,
+            max_minutes=s.max_minutes,
+            resolution_px=s.resolution_px,
+            frames=s.frames,
+            cond_frames=s.cond_frames,
+            sets=model.sets,
+            train=f"data train {templates}",
+            autoencoder="autoencoder" if s.autoencoder else None,
+            minutes=s.train_estimate_min,
+            resources=s.train_resources,
+        )
+    ]
+    eval_in = dict(zip(TEMPLATE_SETS, s.eval_in, strict=True))[templates]
+    for key in SPLITS:
+        n = int(templates) * eval_in if key == "in" else 10 * s.eval_out
+        data = f"data {key} {templates}" if key == "in" else "data out"
+        name = f"{model.label} {templates} {key}"
+        stages += [
+            SampleStage(
+                f"sample {name}",
+                seed=seed,
+                run=run,
+                data=data,
+                minutes=n / 150,
+                resources=s.gpu_resources,
+            ),
+            EvaluateStage(
+                f"eval {name}",
+                cond_frames=s.cond_frames,
+                videos=f"sample {name}",
+                data=data,
+                minutes=n / 300,
+            ),
+        ]
+    return stages
+
+
+def build(s: Combinatorial, scale: str, seed: int = 0) -> Plan:
+    """The Table 2 plan of settings ``s`` (``scale`` names them in the report)."""
+    stages = _data(s, seed)
+    if s.autoencoder:  # a latent model needs an autoencoder trained on scenes first
         stages.append(
-            Stage(
-                "autoencoder", "train-ae",
-                {"preset": "ae-paper", "sets": ["data.resolution_px=256"]},
-                {"train": "data train 60"}, minutes=12 * 60,
+            TrainAEStage(
+                "autoencoder",
+                preset=s.autoencoder,
+                resolution_px=s.resolution_px,
+                train=f"data train {TEMPLATE_SETS[-1]}",
+                minutes=12 * 60,
+                resources=s.gpu_resources,
             )
-        )  # fmt: skip
-        needs_ae = {"autoencoder": "autoencoder"}
-    for model, (preset, sets) in s["models"].items():
+        )
+    for model in s.models:
         for templates in TEMPLATE_SETS:
-            run = f"train {model} {templates}"
-            stages.append(
-                Stage(
-                    run, "train",
-                    {"preset": preset, "sets": [f"run.seed={seed}", *s["sets"], *sets],
-                     "minutes": s["minutes"], "gpus": s["gpus"]},
-                    {"train": f"data train {templates}", **needs_ae}, minutes=s["train_minutes"],
-                )
-            )  # fmt: skip
-            for key in SPLITS:
-                n = int(templates) * s["eval_in"][templates] if key == "in" else 10 * s["eval_out"]
-                data_name = f"data {key} {templates}" if key == "in" else "data out"
-                name = f"{model} {templates} {key}"
-                stages.append(
-                    Stage(f"sample {name}", "sample", {}, {"run": run, "data": data_name},
-                          minutes=n / 150)
-                )  # fmt: skip
-                stages.append(
-                    Stage(f"eval {name}", "evaluate", {"cond_frames": 1},
-                          {"videos": f"sample {name}", "data": data_name}, minutes=n / 300)
-                )  # fmt: skip
-    if scale == "cpu":
-        note = (
-            f"CPU scale: {', '.join(s['models'])} (preset cpu-scenes: pixel space, 12 frames "
-            f"every 2nd of 64x64 px, the first given) for {s['minutes']} minutes per template "
-            f"count, {s['train_per_template']} training scenes per template, "
-            f"{s['eval_out']} out-of-template scenes per held-out template. This shows the "
-            "pipeline and the metrics, not the paper's trend: at this budget no model is close "
-            "to the ground truth. The paper: DiT-B/XL, 256 px, 32 frames, 100K scenes per "
-            "template, 1M steps on 64 GPUs."
-        )
-    else:
-        note = (
-            "Paper scale: DiT-B and DiT-XL on the latents of an autoencoder trained on the "
-            "60-template scenes (phylaw train-ae, ae-paper), 32 frames of 256x256 with "
-            "the first given, 100K scenes per template, 1M steps of batch 256 (the paper used 64 "
-            "A100s; the printed commands use 8 GPUs per node)."
-        )
-    p = Plan(
+            stages += _runs(s, model, templates, seed)
+    return Plan(
         name="combinatorial",
         title="combinatorial generalization on PHYRE-style scenes (Table 2)",
         scale=scale,
-        note=note,
+        note=s.note,
         stages=tuple(stages),
+        tables=_tables(s),
+        figures=_figures(s),
+        animations=_animations(s),
     )
-    return replace(p, tables=_tables(s), figures=_figures(s), animations=_animations(s))
+
+
+def plan(scale: str = "cpu", seed: int = 0) -> Plan:
+    """Table 2 at ``scale`` (a name in `SCALES`)."""
+    return build(scale_settings("combinatorial", SCALES, scale), scale, seed)

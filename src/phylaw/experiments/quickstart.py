@@ -16,6 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from phylaw.experiments.kinds import (
+    BaselineStage,
+    DataStage,
+    EvaluateStage,
+    SampleStage,
+    TrainStage,
+)
 from phylaw.experiments.plan import Plan, Stage
 from phylaw.train.presets import get_preset
 
@@ -93,78 +100,68 @@ def training_curve(paths: dict) -> list:
     return [("quick evaluation during training (64 ID and 64 OOD videos)", fig)]
 
 
+def _baselines(split: str, key: str, cfg) -> list[Stage]:
+    """The baselines' videos of one evaluation split, in the model's clip, and their scores."""
+    n, data, stages = EVAL_SIZES[split], f"data {split}", []
+    for name in BASELINES:
+        stages += [
+            BaselineStage(
+                f"{name} {key}",
+                method=name,
+                resolution_px=cfg.data.resolution_px,
+                frames=cfg.data.frames,
+                frame_stride=cfg.data.frame_stride,
+                data=data,
+                train="data train" if name == "nearest-case" else None,
+                minutes=n / 1000,
+            ),
+            EvaluateStage(f"eval {name} {key}", videos=f"{name} {key}", data=data, minutes=n / 400),
+        ]
+    return stages
+
+
+def _stages(minutes: float, seed: int) -> list[Stage]:
+    """Data, training for ``minutes``, continuations, baselines, scores."""
+    cfg = get_preset(PRESET)
+    data = {"scenario": "uniform", "seed": seed}
+    stages: list[Stage] = [
+        DataStage("data train", split="train", size="30K", minutes=0.2, **data),
+        *(
+            DataStage(f"data {split}", split=split, size=str(size), minutes=0.1, **data)
+            for split, size in EVAL_SIZES.items()
+        ),
+        TrainStage(
+            "train",
+            preset=PRESET,
+            seed=seed,
+            steps=max(10, round(cfg.run.steps * minutes / 60.0)),  # the preset's, scaled
+            max_minutes=minutes,
+            train="data train",
+            eval_id="data eval-id",
+            eval_ood="data eval-ood",
+            minutes=minutes,
+        ),
+    ]
+    for split, key in (("eval-id", "id"), ("eval-ood", "ood")):
+        n, data_name = EVAL_SIZES[split], f"data {split}"
+        stages += [
+            SampleStage(f"sample {key}", seed=seed, run="train", data=data_name, minutes=n / 250),
+            EvaluateStage(
+                f"eval model {key}", videos=f"sample {key}", data=data_name, minutes=n / 400
+            ),
+            *_baselines(split, key, cfg),
+        ]
+    return stages
+
+
 def plan(minutes: float = 60.0, seed: int = 0) -> Plan:
     """The quickstart as stages; ``minutes`` of training (the preset's steps scaled to fit)."""
     cfg = get_preset(PRESET)
-    steps = max(10, round(cfg.run.steps * minutes / 60.0))
     res = cfg.data.resolution_px
-    stages = [
-        Stage(
-            "data train",
-            "data",
-            {"scenario": "uniform", "split": "train", "size": "30K", "seed": seed},
-            minutes=0.2,
-        ),
-    ]
-    for split, size in EVAL_SIZES.items():
-        cfg_d = {"scenario": "uniform", "split": split, "size": str(size), "seed": seed}
-        stages.append(Stage(f"data {split}", "data", cfg_d, minutes=0.1))
-    stages.append(
-        Stage(
-            "train",
-            "train",
-            {
-                "preset": PRESET,
-                "sets": [f"run.steps={steps}", f"run.seed={seed}"],
-                "minutes": minutes,
-            },
-            needs={"train": "data train", "eval_id": "data eval-id", "eval_ood": "data eval-ood"},
-            minutes=minutes,
-        )
-    )
-    methods: dict[str, dict[str, str]] = {"model": {}}
-    for split, key in (("eval-id", "id"), ("eval-ood", "ood")):
-        n = EVAL_SIZES[split]
-        stages.append(
-            Stage(
-                f"sample {key}",
-                "sample",
-                {"seed": seed},
-                {"run": "train", "data": f"data {split}"},
-                minutes=n / 250,
-            )
-        )
-        stages.append(
-            Stage(
-                f"eval model {key}",
-                "evaluate",
-                {},
-                {"videos": f"sample {key}", "data": f"data {split}"},
-                minutes=n / 400,
-            )
-        )
-        methods["model"][key] = f"eval model {key}"
-        for name in BASELINES:
-            needs = {"data": f"data {split}"} | (
-                {"train": "data train"} if name == "nearest-case" else {}
-            )
-            bcfg = {
-                "name": name,
-                "resolution": res,
-                "frames": cfg.data.frames,
-                "frame_stride": cfg.data.frame_stride,
-            }
-            stages.append(Stage(f"{name} {key}", "baseline", bcfg, needs, minutes=n / 1000))
-            stages.append(
-                Stage(
-                    f"eval {name} {key}",
-                    "evaluate",
-                    {},
-                    {"videos": f"{name} {key}", "data": f"data {split}"},
-                    minutes=n / 400,
-                )
-            )
-            methods.setdefault(name, {})[key] = f"eval {name} {key}"
+    methods = {
+        name: {key: f"eval {label}{key}" for key in ("id", "ood")}
+        for name, label in [("model", "model "), *((b, f"{b} ") for b in BASELINES)]
+    }
     return Plan(
         name="quickstart",
         title="does a small video model learn uniform motion, in and out of distribution?",
@@ -176,7 +173,7 @@ def plan(minutes: float = 60.0, seed: int = 0) -> Plan:
             f"{EVAL_SIZES['eval-id']} ID and {EVAL_SIZES['eval-ood']} OOD videos. The paper: "
             "DiT-S to DiT-L on VAE latents of 32 frames of 128x128, 100K steps of batch 256."
         ),
-        stages=tuple(stages),
+        stages=tuple(_stages(minutes, seed)),
         methods=methods,
         showcase=(
             ("ID", "sample id", "eval model id", "data eval-id"),

@@ -1,6 +1,7 @@
-"""Run a plan: each stage once, in order, resumable; then the experiment's report.
+"""Run a plan here: each stage once, in order, resumable; then the experiment's report.
 
-    OUT/plan.json              the plan: stages, their keys, configs, inputs and commands
+    OUT/plan.json              the plan: stages, their keys, settings, inputs, resources and
+                               commands
     OUT/stages/{key}/          one directory per stage (shared by plans writing to the same OUT)
     OUT/stages/{key}/done.json written last, atomically: the stage is finished
     OUT/report.html            the experiment's report (see `experiments.report`)
@@ -10,19 +11,31 @@ call, which resumes from what is on disk (builds keep finished shards, training 
 checkpoint, sampling its finished batches). Ctrl-C stops the current stage at a resumable point
 and `Interrupted` tells the caller to say so; the same command continues. One progress line per
 stage gives the overall ETA from the stages' estimates, rescaled by the time spent so far.
+The same directories and skip rule serve the cluster executors (`cluster`, `submit`).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from phylaw.data.store import write_json
 from phylaw.experiments.plan import Plan, stage_keys
 from phylaw.experiments.stages import Interrupted, command, run_stage
 
-__all__ = ["Interrupted", "describe", "plan_paths", "run_plan"]
+__all__ = [
+    "Interrupted",
+    "describe",
+    "is_done",
+    "mark_done",
+    "plan_paths",
+    "plan_record",
+    "run_plan",
+]
+
+DONE = "done.json"
 
 
 def plan_paths(plan: Plan, out: Path) -> dict[str, Path]:
@@ -30,7 +43,7 @@ def plan_paths(plan: Plan, out: Path) -> dict[str, Path]:
     return {name: out / "stages" / key for name, key in stage_keys(plan).items()}
 
 
-def _inputs(plan: Plan, paths: dict[str, Path], name: str) -> dict[str, Path]:
+def stage_inputs(plan: Plan, paths: dict[str, Path], name: str) -> dict[str, Path]:
     return {role: paths[src] for role, src in plan.stage(name).needs.items()}
 
 
@@ -44,9 +57,9 @@ def describe(plan: Plan, out: Path) -> str:
         "",
     ]
     for k, s in enumerate(plan.stages, 1):
-        state = "done" if (paths[s.name] / "done.json").exists() else "to do"
+        state = "done" if is_done(paths[s.name]) else "to do"
         lines.append(f"[{k}] {s.name}  ({s.kind}, ~{s.minutes:.1f} min, {state}) {keys[s.name]}")
-        lines.append(f"    {command(s, _inputs(plan, paths, s.name), paths[s.name])}")
+        lines.append(f"    {command(s, stage_inputs(plan, paths, s.name), paths[s.name])}")
     return "\n".join(lines)
 
 
@@ -54,13 +67,10 @@ def _fmt_minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = True) -> Path:
-    """Run every unfinished stage of ``plan`` into ``out`` and write the report; returns
-    ``out``. Raises `Interrupted` (after a message) when a stage is stopped by Ctrl-C."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def plan_record(plan: Plan, out: Path) -> dict:
+    """What ``OUT/plan.json`` holds: each stage's key, settings, inputs, resources, command."""
     paths = plan_paths(plan, out)
-    record = {
+    return {
         "name": plan.name,
         "scale": plan.scale,
         "title": plan.title,
@@ -70,15 +80,34 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
                 "name": s.name,
                 "kind": s.kind,
                 "key": paths[s.name].name,
-                "config": s.config,
+                "settings": s.settings(),
                 "needs": s.needs,
-                "command": command(s, _inputs(plan, paths, s.name), paths[s.name]),
+                "resources": asdict(s.resources),
+                "command": command(s, stage_inputs(plan, paths, s.name), paths[s.name]),
             }
             for s in plan.stages
         ],
     }
-    write_json(out / "plan.json", record)
-    todo = [s for s in plan.stages if not (paths[s.name] / "done.json").exists()]
+
+
+def is_done(stage_dir: Path) -> bool:
+    """The skip rule: a stage is finished when its ``done.json`` is there."""
+    return (stage_dir / DONE).exists()
+
+
+def mark_done(stage_dir: Path, seconds: float, result: dict) -> None:
+    """Write ``done.json`` (atomically, last): the stage is finished."""
+    write_json(stage_dir / DONE, {"seconds": seconds, "result": result})
+
+
+def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = True) -> Path:
+    """Run every unfinished stage of ``plan`` into ``out`` and write the report; returns
+    ``out``. Raises `Interrupted` (after a message) when a stage is stopped by Ctrl-C."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = plan_paths(plan, out)
+    write_json(out / "plan.json", plan_record(plan, out))
+    todo = [s for s in plan.stages if not is_done(paths[s.name])]
     if progress and len(todo) < len(plan.stages):
         print(f"{len(plan.stages) - len(todo)} of {len(plan.stages)} stages already done")
     estimate_left = sum(s.minutes for s in todo) * 60
@@ -93,7 +122,7 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
             )
         t0 = time.perf_counter()
         try:
-            result = run_stage(s, _inputs(plan, paths, s.name), paths[s.name], progress)
+            result = run_stage(s, stage_inputs(plan, paths, s.name), paths[s.name], progress)
         except Interrupted:
             if progress:
                 print(
@@ -102,7 +131,7 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
                 )
             raise
         seconds = time.perf_counter() - t0
-        write_json(paths[s.name] / "done.json", {"seconds": seconds, "result": result})
+        mark_done(paths[s.name], seconds, result)
         spent += seconds
         estimate_spent += s.minutes * 60
     if report:
@@ -116,4 +145,4 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
 
 def stage_result(paths: dict[str, Path], name: str) -> dict:
     """The ``done.json`` record of a finished stage."""
-    return json.loads((paths[name] / "done.json").read_text())
+    return json.loads((paths[name] / DONE).read_text())

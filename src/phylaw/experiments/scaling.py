@@ -7,7 +7,8 @@ per model size, ID and OOD panels per scenario.
 
 * ``--scale paper``: DiT-S/B/L on VAE latents of 32 frames of 128x128 (one autoencoder per
   scenario, `phylaw train-ae --preset ae-paper`), 30K/300K/3M videos, batch 256, 100K steps,
-  the default evaluation splits; training lines are ``torchrun`` on 8 GPUs.
+  the default evaluation splits; each run on 8 GPUs (``--executor slurm``: one 8-task job;
+  ``show``: a ``torchrun`` line).
 * ``--scale cpu``: the pixel-space CPU preset at two widths (DiT-T 4x128 and DiT-XS 6x192),
   two training-set sizes (30K and 3M: states are cheap) and a fixed time budget per run, so
   the whole plan fits in about 2.5 hours on 2 cores. At this scale a run sees fewer videos
@@ -17,35 +18,88 @@ per model size, ID and OOD panels per scenario.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from phylaw.experiments.plan import Plan, Stage
+from phylaw.experiments.kinds import DataStage, EvaluateStage, SampleStage, TrainAEStage, TrainStage
+from phylaw.experiments.plan import Plan, Resources, Stage, scale_settings
 
-__all__ = ["plan"]
+__all__ = ["SCALES", "Model", "Scaling", "build", "cpu", "paper", "plan"]
 
 SCENARIOS = ("uniform", "collision", "parabola")
-SCALES = {
-    "paper": {
-        "models": {"DiT-S": "paper-S", "DiT-B": "paper-B", "DiT-L": "paper-L"},
-        "sizes": ("30K", "300K", "3M"),
-        "minutes": 0,  # no budget: 100K steps
-        "eval": {"eval-id": None, "eval-ood": None},  # the default split sizes
-        "gpus": 8,
-        "train_minutes": 24 * 60,
-    },
-    "cpu": {
-        "models": {"DiT-T": "cpu-uniform", "DiT-XS": "cpu-uniform"},
-        "sizes": ("30K", "3M"),
-        "minutes": 8,
-        "eval": {"eval-id": 96, "eval-ood": 144},
-        "gpus": 0,
-        "train_minutes": 8,
-    },
-}
-CPU_MODEL_SETS = {"DiT-T": [], "DiT-XS": ["model.size=DiT-XS"]}
 
 
-def _figures(p: Plan, scale: dict):
+@dataclass(frozen=True)
+class Model:
+    """One model size of the figure: its label, its training preset and extra overrides."""
+
+    label: str  # the figure's legend, e.g. DiT-S
+    preset: str  # a `phylaw train` preset
+    sets: tuple[str, ...] = ()  # further `--set` overrides (model.size=DiT-XS)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The settings of Figure 3; the defaults are the paper's (Sec. 3.1, A.4)."""
+
+    models: tuple[Model, ...] = (
+        Model("DiT-S", "paper-S"),
+        Model("DiT-B", "paper-B"),
+        Model("DiT-L", "paper-L"),
+    )
+    sizes: tuple[str, ...] = ("30K", "300K", "3M")  # training-set sizes (data levels)
+    max_minutes: float | None = None  # time budget per run; None: the preset's 100K steps
+    eval_id: int | None = None  # ID evaluation videos per scenario; None: the paper's A.4 size
+    eval_ood: int | None = None  # OOD evaluation videos per scenario; None: the paper's
+    autoencoder: str | None = "ae-paper"  # one autoencoder per scenario; None: pixel space
+    train_estimate_min: float = 24 * 60  # estimated minutes per training run
+    train_resources: Resources = Resources(
+        gpus_per_node=8, cpus_per_task=8, mem_gb=256, time_min=24 * 60
+    )
+    gpu_resources: Resources = Resources(gpus_per_node=1, cpus_per_task=8, mem_gb=64)  # sampling
+    note: str = (
+        "Paper scale: DiT-S/B/L on VAE latents, 30K/300K/3M videos, 100K steps of batch 256."
+    )
+
+
+def paper() -> Scaling:
+    """The paper's setting: DiT-S/B/L on latents of 32 frames of 128x128, 8 GPUs per run."""
+    return Scaling()
+
+
+def cpu() -> Scaling:
+    """The paper's plan shrunk to about 2.5 hours on 2 cores (pixel space, 8-minute runs)."""
+    base = paper()
+    s = replace(
+        base,
+        models=(
+            Model("DiT-T", "cpu-uniform"),
+            Model("DiT-XS", "cpu-uniform", ("model.size=DiT-XS",)),
+        ),
+        sizes=("30K", "3M"),
+        max_minutes=8.0,
+        eval_id=96,
+        eval_ood=144,
+        autoencoder=None,
+        train_estimate_min=8.0,
+        train_resources=Resources(cpus_per_task=2, mem_gb=8),
+        gpu_resources=Resources(),
+    )
+    return replace(
+        s,
+        note=(
+            "CPU scale: pixel-space DiT-T and DiT-XS on 8 frames (every 4th) of 32 px, "
+            f"{s.max_minutes:g} minutes per run, 30K and 3M training videos, "
+            f"{s.eval_id} ID and {s.eval_ood} OOD videos per scenario. "
+            "Each run sees fewer videos than the smallest training set: data size cannot "
+            "matter at this budget, so this shows the ID/OOD gap, not the data-scaling trend."
+        ),
+    )
+
+
+SCALES = {"paper": paper, "cpu": cpu}
+
+
+def _figures(s: Scaling):
     def figures(paths: dict) -> list:
         import json
 
@@ -55,11 +109,11 @@ def _figures(p: Plan, scale: dict):
         fig, axes = plt.subplots(
             2, len(SCENARIOS), figsize=(3.4 * len(SCENARIOS), 5.6), squeeze=False
         )
-        sizes = list(scale["sizes"])
+        sizes = list(s.sizes)
         for col, scenario in enumerate(SCENARIOS):
             for row, split in enumerate(("id", "ood")):
                 ax = axes[row][col]
-                for model in scale["models"]:
+                for model in (m.label for m in s.models):
                     ys = []
                     for size in sizes:
                         path = paths[f"eval {scenario} {size} {model} {split}"] / "summary.json"
@@ -67,7 +121,7 @@ def _figures(p: Plan, scale: dict):
                         ys.append(stats["velocity_error_mean"]["mean"])
                     ax.plot(sizes, ys, "o-", label=model)
                 floor = json.loads(
-                    (paths[f"eval {scenario} {sizes[0]} {next(iter(scale['models']))} {split}"]
+                    (paths[f"eval {scenario} {sizes[0]} {s.models[0].label} {split}"]
                      / "summary.json").read_text()
                 )["floor"]["overall"]["metrics"]["velocity_error_mean"]["mean"]  # fmt: skip
                 ax.axhline(floor, color="k", ls="--", label="parse floor")
@@ -83,76 +137,100 @@ def _figures(p: Plan, scale: dict):
     return figures
 
 
-def plan(scale: str = "cpu", seed: int = 0) -> Plan:
-    """The scaling study at ``scale`` ('cpu' or 'paper')."""
-    s = SCALES[scale]
+def _train_data(s: Scaling, scenario: str, seed: int) -> list[Stage]:
+    """The training splits of a scenario, and its autoencoder (trained on the first split)."""
+    stages: list[Stage] = [
+        DataStage(
+            f"data {scenario} {size}",
+            scenario=scenario,
+            split="train",
+            size=size,
+            seed=seed,
+            minutes=0.5,
+        )
+        for size in s.sizes
+    ]
+    if s.autoencoder:
+        stages.append(
+            TrainAEStage(
+                f"autoencoder {scenario}",
+                preset=s.autoencoder,
+                train=f"data {scenario} {s.sizes[0]}",
+                minutes=12 * 60,
+                resources=s.gpu_resources,
+            )
+        )
+    return stages
+
+
+def _runs(s: Scaling, scenario: str, size: str, model: Model, seed: int) -> list[Stage]:
+    """One training run, its ID and OOD continuations and their scores."""
+    run = f"train {scenario} {size} {model.label}"
+    stages: list[Stage] = [
+        TrainStage(
+            run,
+            preset=model.preset,
+            seed=seed,
+            max_minutes=s.max_minutes,
+            sets=model.sets,
+            train=f"data {scenario} {size}",
+            autoencoder=f"autoencoder {scenario}" if s.autoencoder else None,
+            minutes=s.train_estimate_min,
+            resources=s.train_resources,
+        )
+    ]
+    for split, key, count in (("eval-id", "id", s.eval_id), ("eval-ood", "ood", s.eval_ood)):
+        n = count or 2000
+        name = f"{scenario} {size} {model.label} {key}"
+        data = f"data {scenario} {split}"
+        stages += [
+            SampleStage(
+                f"sample {name}",
+                seed=seed,
+                run=run,
+                data=data,
+                minutes=n / 250,
+                resources=s.gpu_resources,
+            ),
+            EvaluateStage(f"eval {name}", videos=f"sample {name}", data=data, minutes=n / 400),
+        ]
+    return stages
+
+
+def build(s: Scaling, scale: str, seed: int = 0) -> Plan:
+    """The scaling plan of settings ``s`` (``scale`` names them in the report)."""
     stages: list[Stage] = []
     methods: dict[str, dict[str, str]] = {}
     for scenario in SCENARIOS:
-        for split, size in s["eval"].items():
-            cfg = {"scenario": scenario, "split": split, "size": size and str(size), "seed": seed}
-            stages.append(Stage(f"data {scenario} {split}", "data", cfg, minutes=0.2))
-        if scale == "paper":
+        for split, count in (("eval-id", s.eval_id), ("eval-ood", s.eval_ood)):
+            size = None if count is None else str(count)
             stages.append(
-                Stage(
-                    f"data {scenario} ae-train", "data",
-                    {"scenario": scenario, "split": "train", "size": "30K", "seed": seed},
-                    minutes=0.5,
+                DataStage(
+                    f"data {scenario} {split}",
+                    scenario=scenario,
+                    split=split,
+                    size=size,
+                    seed=seed,
+                    minutes=0.2,
                 )
-            )  # fmt: skip
-            stages.append(
-                Stage(
-                    f"autoencoder {scenario}", "train-ae", {"preset": "ae-paper", "sets": []},
-                    {"train": f"data {scenario} ae-train"}, minutes=12 * 60,
-                )
-            )  # fmt: skip
-        for size in s["sizes"]:
-            train_cfg = {"scenario": scenario, "split": "train", "size": size, "seed": seed}
-            stages.append(Stage(f"data {scenario} {size}", "data", train_cfg, minutes=0.5))
-            for model, preset in s["models"].items():
-                run = f"train {scenario} {size} {model}"
-                sets = [f"run.seed={seed}"] + (CPU_MODEL_SETS[model] if scale == "cpu" else [])
-                needs = {"train": f"data {scenario} {size}"}
-                if scale == "paper":
-                    needs["autoencoder"] = f"autoencoder {scenario}"
-                stages.append(
-                    Stage(
-                        run, "train",
-                        {"preset": preset, "sets": sets,
-                         "minutes": s["minutes"], "gpus": s["gpus"]},
-                        needs, minutes=s["train_minutes"],
-                    )
-                )  # fmt: skip
-                for split, key in (("eval-id", "id"), ("eval-ood", "ood")):
-                    n = s["eval"][split] or 2000
-                    name = f"{scenario} {size} {model} {key}"
-                    data = f"data {scenario} {split}"
-                    stages.append(
-                        Stage(f"sample {name}", "sample", {"seed": seed},
-                              {"run": run, "data": data}, minutes=n / 250)
-                    )  # fmt: skip
-                    stages.append(
-                        Stage(f"eval {name}", "evaluate", {},
-                              {"videos": f"sample {name}", "data": data}, minutes=n / 400)
-                    )  # fmt: skip
-                methods[f"{scenario} {size} {model}"] = {
-                    "id": f"eval {scenario} {size} {model} id",
-                    "ood": f"eval {scenario} {size} {model} ood",
-                }
-    p = Plan(
+            )
+        stages += _train_data(s, scenario, seed)
+        for size in s.sizes:
+            for model in s.models:
+                stages += _runs(s, scenario, size, model, seed)
+                label = f"{scenario} {size} {model.label}"
+                methods[label] = {key: f"eval {label} {key}" for key in ("id", "ood")}
+    return Plan(
         name="scaling",
         title="scaling data and model size, in and out of distribution (Figure 3)",
         scale=scale,
-        note=(
-            "Paper scale: DiT-S/B/L on VAE latents, 30K/300K/3M videos, 100K steps of batch 256."
-            if scale == "paper"
-            else "CPU scale: pixel-space DiT-T and DiT-XS on 8 frames (every 4th) of 32 px, "
-            f"{s['minutes']} minutes per run, 30K and 3M training videos, "
-            f"{s['eval']['eval-id']} ID and {s['eval']['eval-ood']} OOD videos per scenario. "
-            "Each run sees fewer videos than the smallest training set: data size cannot "
-            "matter at this budget, so this shows the ID/OOD gap, not the data-scaling trend."
-        ),
+        note=s.note,
         stages=tuple(stages),
         methods=methods,
+        figures=_figures(s),
     )
-    return replace(p, figures=_figures(p, s))
+
+
+def plan(scale: str = "cpu", seed: int = 0) -> Plan:
+    """The scaling study at ``scale`` (a name in `SCALES`)."""
+    return build(scale_settings("scaling", SCALES, scale), scale, seed)

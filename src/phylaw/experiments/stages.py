@@ -2,21 +2,9 @@
 
 Every kind has an executor ``run(stage, inputs, out, progress) -> dict`` (``inputs``: role ->
 the directory of the stage that produced it; the returned dict is kept in ``done.json``) and a
-``command(stage, inputs, out) -> str`` giving the same work as a ``phylaw`` command line, with
-``torchrun`` for training at paper scale. Each executor calls the library function behind the
-matching CLI command; those are resumable, so an interrupted stage continues where it stopped.
-
-Stage configs (all JSON):
-
-* data: scenario, split, size, seed (and templates for combinatorial: '6', '30', '60' or ids);
-* train: preset, sets (``--set`` strings), minutes (0: none), gpus (for the launch command);
-  inputs train (and eval_id / eval_ood for the quick evaluation);
-* sample: steps, limit; inputs run, data;
-* baseline: name, resolution, frames and frame_stride (the clip: ``frames`` of the split's
-  frames every ``frame_stride``; default all), limit; inputs data
-  (and train for nearest-case);
-* evaluate: limit; inputs videos (a sample or baseline stage), data;
-* train-ae: preset, sets, minutes; input train; ae-recon: resolution; inputs ae, data.
+``phylaw`` command line doing the same work, with ``torchrun`` for training on GPUs. Each
+executor calls the library function behind the matching CLI command; those are resumable, so
+an interrupted stage continues where it stopped. The stages' settings: `experiments.kinds`.
 """
 
 from __future__ import annotations
@@ -26,9 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from phylaw import PhylawError
+from phylaw.experiments.kinds import (
+    AEReconStage,
+    BaselineStage,
+    DataStage,
+    EvaluateStage,
+    SampleStage,
+    TrainAEStage,
+    TrainStage,
+)
 from phylaw.experiments.plan import Stage
 
-__all__ = ["EXECUTORS", "command", "run_stage"]
+__all__ = ["EXECUTORS", "Interrupted", "command", "data_spec", "run_stage", "train_config"]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -36,18 +33,21 @@ class Interrupted(KeyboardInterrupt):
 
 
 # ------------------------------------------------------------------------------ executors
-def _data(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
-    from phylaw.data.build import build_split
-    from phylaw.data.spaces import resolve_split
-
-    c = stage.config
-    if c["scenario"] == "combinatorial":
+def data_spec(stage: DataStage):
+    """The resolved split spec (`SplitSpec` or `SceneSplitSpec`) of a data stage."""
+    if stage.scenario == "combinatorial":
         from phylaw.data.combinatorial import resolve_scene_split
 
-        spec = resolve_scene_split(c["split"], c.get("size"), c.get("seed", 0), c.get("templates"))
-    else:
-        spec = resolve_split(c["scenario"], c["split"], c.get("size"), c.get("seed", 0))
-    store = build_split(spec, out, progress=progress)
+        return resolve_scene_split(stage.split, stage.size, stage.seed, stage.templates)
+    from phylaw.data.spaces import resolve_split
+
+    return resolve_split(stage.scenario, stage.split, stage.size, stage.seed)
+
+
+def _data(stage: DataStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.data.build import build_split
+
+    store = build_split(data_spec(stage), out, shard_size=stage.shard_size, progress=progress)
     return {"videos": len(store)}
 
 
@@ -60,19 +60,16 @@ TRAIN_INPUTS = {
 }
 
 
-def train_config(stage: Stage, inputs: dict[str, Path]):
+def train_config(stage: TrainStage, inputs: dict[str, Path]):
     """The resolved `TrainConfig` of a train stage."""
     from phylaw.train.config import override
     from phylaw.train.presets import get_preset
 
-    c = stage.config
     sets = [f"{TRAIN_INPUTS[role]}={path}" for role, path in sorted(inputs.items())]
-    if c.get("minutes"):
-        sets.append(f"run.max_minutes={c['minutes']}")
-    return override(get_preset(c["preset"]), list(c.get("sets", ())) + sets)
+    return override(get_preset(stage.preset), stage.overrides() + sets)
 
 
-def _train(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _train(stage: TrainStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.experiments.quickeval import quick_evaluator
     from phylaw.train.loop import train
 
@@ -83,36 +80,32 @@ def _train(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> 
     return {"step": result.step, "stopped": result.stopped, "loss": result.loss}
 
 
-def _sample(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _sample(stage: SampleStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.sample import sample_split
 
-    c = stage.config
     sample_split(
-        inputs["run"], inputs["data"], out, steps=c.get("steps"), limit=c.get("limit"),
+        inputs["run"],
+        inputs["data"],
+        out,
+        steps=stage.steps,
+        limit=stage.limit,
+        seed=stage.seed,
         progress=progress,
-    )  # fmt: skip
+    )
     return {}
 
 
-def _baseline(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _baseline(stage: BaselineStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.data.store import open_store
     from phylaw.eval.baselines import BaselineContext, write_baseline
 
-    c = stage.config
     store = open_store(inputs["data"])
     train = open_store(inputs["train"]) if "train" in inputs else None
     ctx = BaselineContext(
-        store, c["resolution"], c.get("cond_frames", 3), train, frames=clip_frames(c)
+        store, stage.resolution_px, stage.cond_frames, train, frames=stage.clip_frames()
     )
-    n = write_baseline(c["name"], ctx, out / "videos", c.get("limit"), progress=progress)
+    n = write_baseline(stage.method, ctx, out / "videos", stage.limit, progress=progress)
     return {"videos": n}
-
-
-def clip_frames(c: dict) -> tuple[int, ...] | None:
-    """The split frames of a baseline stage: ``frames`` of them every ``frame_stride``."""
-    if not c.get("frames"):
-        return None
-    return tuple(range(0, c["frames"] * c.get("frame_stride", 1), c.get("frame_stride", 1)))
 
 
 def videos_path(stage_dir: Path) -> Path:
@@ -120,47 +113,44 @@ def videos_path(stage_dir: Path) -> Path:
     return stage_dir / ("videos.npz" if stage_dir.name.startswith("sample-") else "videos")
 
 
-def _evaluate(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _evaluate(stage: EvaluateStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.data.combinatorial import is_scene_store
     from phylaw.data.store import open_store
     from phylaw.eval.run import EvalConfig, evaluate
     from phylaw.eval.sources import open_source
 
-    c = stage.config
     store = open_store(inputs["data"])
     source = open_source(videos_path(inputs["videos"]), store.column("index"))
     if is_scene_store(store):
         from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes
 
-        cfg = SceneEvalConfig(num_cond_frames=c.get("cond_frames", 1), limit=c.get("limit"))
+        cfg = SceneEvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
         result = evaluate_scenes(source, store, out, cfg, progress=progress)
-        return {"videos": result.summary["videos"], "failures": len(result.failures)}
-    cfg = EvalConfig(num_cond_frames=c.get("cond_frames", 3), limit=c.get("limit"))
-    result = evaluate(source, store, out, cfg, progress=progress)
+    else:
+        cfg = EvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
+        result = evaluate(source, store, out, cfg, progress=progress)
     return {"videos": result.summary["videos"], "failures": len(result.failures)}
 
 
-def _train_ae(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _train_ae(stage: TrainAEStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.train.ae import train_autoencoder
     from phylaw.train.ae_config import autoencoder_preset
     from phylaw.train.config_core import override
 
-    c = stage.config
-    sets = [*c.get("sets", ()), f"data.train={inputs['train']}"]
-    sets += [f"run.max_minutes={c['minutes']}"] if c.get("minutes") else []
+    sets = [*stage.overrides(), f"data.train={inputs['train']}"]
     result = train_autoencoder(
-        override(autoencoder_preset(c["preset"]), sets), out, progress=progress
+        override(autoencoder_preset(stage.preset), sets), out, progress=progress
     )
     if result.stopped == "signal":
         raise Interrupted(f"autoencoder training stopped at step {result.step}")
     return {"checkpoint": str(result.checkpoint), "step": result.step, "loss": result.loss}
 
 
-def _ae_recon(stage: Stage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+def _ae_recon(stage: AEReconStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.data.store import write_json
     from phylaw.experiments.ae_recon import measure
 
-    result = measure(inputs["ae"], inputs["data"], stage.config["resolution"])
+    result = measure(inputs["ae"], inputs["data"], stage.resolution_px)
     write_json(out / "summary.json", result)
     return result
 
@@ -190,51 +180,66 @@ def _q(x: Any) -> str:
     return shlex.quote(str(x))
 
 
+def _opts(**values: Any) -> str:
+    """`` --key value`` for every value that is not None (underscores as dashes)."""
+    return "".join(f" --{k.replace('_', '-')} {_q(v)}" for k, v in values.items() if v is not None)
+
+
+def _sets(items: list[str]) -> str:
+    return "".join(f" --set {_q(s)}" for s in items)
+
+
+def _train_head(stage: TrainStage) -> str:
+    r = stage.resources
+    ranks = r.tasks_per_node or r.gpus_per_node
+    if r.nodes > 1:
+        return (
+            f"torchrun --nnodes {r.nodes} --nproc_per_node {ranks} --node_rank $NODE_RANK "
+            "--rdzv_backend c10d --rdzv_endpoint $MASTER_HOST:29500 -m phylaw.cli train"
+        )
+    if ranks > 1:
+        return f"torchrun --standalone --nproc_per_node {ranks} -m phylaw.cli train"
+    return "phylaw train"
+
+
 def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
     """The ``phylaw`` command line doing this stage's work (for clusters and dry runs)."""
-    c, i = stage.config, {k: _q(v) for k, v in inputs.items()}
-    if stage.kind == "data":
-        size = f" --size {c['size']}" if c.get("size") else ""
-        size += f" --templates {c['templates']}" if c.get("templates") else ""
+    i = {k: _q(v) for k, v in inputs.items()}
+    o = _q(out)
+    if isinstance(stage, DataStage):
+        opts = _opts(
+            size=stage.size, templates=stage.templates, seed=stage.seed, shard_size=stage.shard_size
+        )
         return (
-            f"phylaw data build --scenario {c['scenario']} --split {c['split']}{size} "
-            f"--seed {c.get('seed', 0)} --out {_q(out)}"
+            f"phylaw data build --scenario {stage.scenario} --split {stage.split}{opts} --out {o}"
         )
-    if stage.kind == "train":
-        sets = "".join(f" --set {_q(s)}" for s in c.get("sets", ()))
-        sets += "".join(
-            f" --set {TRAIN_INPUTS[r]}={p}" for r, p in sorted(i.items()) if r != "train"
+    if isinstance(stage, TrainStage):
+        inputs_sets = [f"{TRAIN_INPUTS[r]}={p}" for r, p in sorted(inputs.items()) if r != "train"]
+        sets = _sets(stage.overrides() + inputs_sets)
+        return f"{_train_head(stage)} --preset {stage.preset} --data {i['train']} --out {o}{sets}"
+    if isinstance(stage, SampleStage):
+        opts = _opts(steps=stage.steps, limit=stage.limit, seed=stage.seed)
+        return f"phylaw sample --run {i['run']} --data {i['data']} --out {o}{opts}"
+    if isinstance(stage, BaselineStage):
+        opts = _opts(
+            resolution=stage.resolution_px,
+            cond_frames=stage.cond_frames,
+            train=inputs.get("train"),
+            limit=stage.limit,
+            frames=stage.frames,
+            frame_stride=stage.frames and stage.frame_stride,
         )
-        gpus = c.get("gpus", 0)
-        head = (
-            f"torchrun --standalone --nproc_per_node {gpus} -m phylaw.cli train"
-            if gpus
-            else "phylaw train"
-        )
-        minutes = f" --minutes {c['minutes']}" if c.get("minutes") else ""
-        return f"{head} --preset {c['preset']} --data {i['train']} --out {_q(out)}{sets}{minutes}"
-    if stage.kind == "sample":
-        extra = "".join(f" --{k} {c[k]}" for k in ("steps", "limit") if c.get(k))
-        return f"phylaw sample --run {i['run']} --data {i['data']} --out {_q(out)}{extra}"
-    if stage.kind == "baseline":
-        train = f" --train {i['train']}" if "train" in i else ""
-        extra = f" --limit {c['limit']}" if c.get("limit") else ""
-        if c.get("frames"):
-            extra += f" --frames {c['frames']} --frame-stride {c.get('frame_stride', 1)}"
-        return (
-            f"phylaw baseline {c['name']} --data {i['data']} --out {_q(out / 'videos')} "
-            f"--resolution {c['resolution']}{train}{extra}"
-        )
-    if stage.kind == "evaluate":
-        extra = f" --limit {c['limit']}" if c.get("limit") else ""
+        return f"phylaw baseline {stage.method} --data {i['data']} --out {_q(out / 'videos')}{opts}"
+    if isinstance(stage, EvaluateStage):
+        opts = _opts(cond_frames=stage.cond_frames, limit=stage.limit)
         videos = _q(videos_path(inputs["videos"]))
-        return f"phylaw eval --videos {videos} --data {i['data']} --out {_q(out)}{extra}"
-    if stage.kind == "train-ae":
-        sets = "".join(f" --set {_q(s)}" for s in c.get("sets", ()))
-        return f"phylaw train-ae --preset {c['preset']} --data {i['train']} --out {_q(out)}{sets}"
-    if stage.kind == "ae-recon":
+        return f"phylaw eval --videos {videos} --data {i['data']} --out {o}{opts}"
+    if isinstance(stage, TrainAEStage):
+        sets = _sets(stage.overrides())
+        return f"phylaw train-ae --preset {stage.preset} --data {i['train']} --out {o}{sets}"
+    if isinstance(stage, AEReconStage):
         return (
             f"python benchmarks/bench_autoencoder.py --run {i['ae']} --minutes 0 "
-            f"--resolution {c['resolution']}"
+            f"--resolution {stage.resolution_px}"
         )
     raise PhylawError(f"no command for stage kind {stage.kind!r}")

@@ -1,0 +1,1 @@
+"""Files in and out: npz arrays (memory-mapped where stored uncompressed)."""
