@@ -29,8 +29,11 @@ import torch
 
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
-from phylaw.train.ae import ae_train_config, train_autoencoder
-from phylaw.train.ae_recon import measure
+from phylaw.experiments.ae_recon import measure
+from phylaw.train.ae import train_autoencoder
+from phylaw.train.ae_config import autoencoder_preset
+from phylaw.train.checkpoint import read_state, resolve_checkpoint
+from phylaw.train.config_core import override
 
 
 def main() -> None:
@@ -44,7 +47,9 @@ def main() -> None:
     p.add_argument("--run", type=Path, default=None, help="run directory (default: WORK/run)")
     p.add_argument("--eval-count", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="section.field=v"
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     train_dir = args.work / "u-train-5000"
@@ -56,16 +61,17 @@ def main() -> None:
     )
     if args.minutes > 0:
         overrides = [
-            f"resolution_px={args.resolution}",
-            f"threads={args.threads}",
-            f"max_minutes={args.minutes}",  # total over resumes of the same run
+            f"data.train={train_dir}",
+            f"data.resolution_px={args.resolution}",
+            f"run.threads={args.threads}",
+            f"run.max_minutes={args.minutes}",  # total over resumes of the same run
             *args.set,
         ]
-        cfg = ae_train_config(args.preset, overrides)
+        cfg = override(autoencoder_preset(args.preset), overrides)
         t0 = time.perf_counter()
-        train_autoencoder(train_dir, run, cfg)
+        train_autoencoder(cfg, run)
         print(f"trained {time.perf_counter() - t0:.0f} s")
-    state = json.loads((run / "ae-state.json").read_text())["state"]
+    state = read_state(resolve_checkpoint(run), verify=False)
     result = {
         "run": str(run),
         "resolution": args.resolution,

@@ -1,7 +1,7 @@
 """The CPU training curve: ID and OOD velocity errors of a run's checkpoints over training time.
 
 For every checkpoint of a run (EMA weights), continues fixed ID and OOD evaluation videos with
-the run's sampler (`train.quickeval.QuickEval`: videos spread evenly over each split, so every
+the run's sampler (`experiments.quickeval.QuickEval`: videos spread evenly over each split, so every
 OOD level is sampled) and prints, per checkpoint: step, training minutes (from the checkpoint's
 state, excluding this evaluation), the headline |mean parsed vx - true vx| and the per-frame e,
 ID and OOD, the fraction of videos scored, and OOD / ID.
@@ -23,13 +23,13 @@ from pathlib import Path
 
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
+from phylaw.experiments.quickeval import QuickEval, quick_evaluator
 from phylaw.sample import load_run
 from phylaw.train.checkpoint import read_state
 from phylaw.train.config import override
 from phylaw.train.generate import Continuation
 from phylaw.train.loop import train
 from phylaw.train.presets import get_preset
-from phylaw.train.quickeval import QuickEval
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -86,7 +86,8 @@ def main() -> None:
             f"run.max_minutes={args.minutes}",
             *args.set,
         ]
-        train(override(get_preset(args.preset), sets), run)
+        cfg = override(get_preset(args.preset), sets)
+        train(cfg, run, evaluator=quick_evaluator(cfg))
     if run is None:
         ap.error("give --run DIR or --train")
     print(

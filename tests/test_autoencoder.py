@@ -1,11 +1,15 @@
 """Invariants of the causal (2+1)D autoencoder and its trainer: shapes, causality, the first
-frame encoded alone, latent conditioning, a finite KL, learning, and pickle-free checkpoints."""
+frame encoded alone, latent conditioning, a finite KL, learning, pickle-free checkpoints in the
+format the DiT uses, exact resume, and the shared `--set` machinery."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 
 import pytest
+import safetensors.torch
 import torch
 
 from phylaw import PhylawError
@@ -20,13 +24,10 @@ from phylaw.models.autoencoder import (
     latent_num_frames,
     pad_frames,
 )
-from phylaw.train.ae import (
-    ae_train_config,
-    load_autoencoder,
-    reconstruction_loss,
-    save_checkpoint,
-    train_autoencoder,
-)
+from phylaw.train.ae import load_autoencoder, reconstruction_loss, train_autoencoder
+from phylaw.train.ae_config import AETrainConfig, autoencoder_preset
+from phylaw.train.checkpoint import latest_checkpoint, list_checkpoints, read_state, save_checkpoint
+from phylaw.train.config_core import dict_to_config, override
 
 TINY = AutoencoderConfig(channels=(8, 16, 16), temporal_down=(True, True), resolution_px=16)
 
@@ -172,8 +173,11 @@ def test_a_few_steps_reduce_the_loss():
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
-def test_checkpoint_round_trip_without_pickle(tmp_path):
-    cfg = dataclasses.replace(ae_train_config(), model=TINY)
+FILES = ("ema.safetensors", "model.safetensors", "optimizer.safetensors")
+
+
+def test_checkpoint_round_trip_in_the_shared_format_without_pickle(tmp_path):
+    cfg = dataclasses.replace(autoencoder_preset("ae-small"), model=TINY)
     ae = Autoencoder(TINY)
     perturb(ae)
     ae.latent_std.fill_(2.0)
@@ -181,50 +185,126 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
     recon, post = ae(ball_video())
     reconstruction_loss(recon, ball_video(), post.kl(), 1.0, 1e-6)[0].backward()
     opt.step()
-    save_checkpoint(tmp_path, ae, opt, cfg, {"step": 1, "elapsed_s": 0.5})
-    path = tmp_path / "ae.safetensors"
-    header_len = int.from_bytes(path.read_bytes()[:8], "little")
-    assert path.read_bytes()[8:9] == b"{" and header_len > 0  # safetensors, not a pickle
+    ckpt = save_checkpoint(
+        tmp_path, 1, model=ae, ema=ae, optimizer=opt, cfg=cfg, network=TINY, extra={"x": 0.5}
+    )
+    assert sorted(p.name for p in ckpt.iterdir()) == [*FILES, "state.json"]
+    for name in FILES:
+        path = ckpt / name
+        header_len = int.from_bytes(path.read_bytes()[:8], "little")
+        assert path.read_bytes()[8:9] == b"{" and header_len > 0  # safetensors, not a pickle
+    state = read_state(ckpt, kind="autoencoder")
+    assert state["kind"] == "autoencoder" and state["config"] == cfg and state["step"] == 1
+    with pytest.raises(PhylawError, match="an autoencoder run .* not a DiT run"):
+        read_state(ckpt, kind="dit")
     loaded = load_autoencoder(tmp_path)
     assert loaded.cfg == TINY and torch.equal(loaded.latent_std, ae.latent_std)
     x = ball_video()
     with torch.no_grad():
         torch.testing.assert_close(loaded.encode(x).mean, ae.eval().encode(x).mean)
+    old = tmp_path / "old"  # the single-file format of earlier versions: one line, retrain
+    old.mkdir()
+    (old / "ae.safetensors").write_bytes(b"\0" * 16)
+    with pytest.raises(PhylawError, match="earlier versions .*retrain") as e:
+        load_autoencoder(old)
+    assert "\n" not in str(e.value)
 
 
-def test_train_autoencoder_runs_and_resumes(tmp_path):
+@pytest.fixture(scope="module")
+def ae_split(tmp_path_factory):
     from phylaw.data.build import build_split
     from phylaw.data.spaces import resolve_split
 
-    data = tmp_path / "data"
+    data = tmp_path_factory.mktemp("ae-data") / "train"
     build_split(resolve_split("uniform", "train", "40", 0), data, progress=False)
-    sets = ["model.channels=8,16,16", "model.resolution_px=16", "batch_size=2", "max_steps=2"]
-    cfg = ae_train_config("ae-small", sets)
-    assert cfg.model.channels == (8, 16, 16) and cfg.max_steps == 2
+    return data
+
+
+def tiny_ae(data, *sets) -> AETrainConfig:
+    """ae-small shrunk to 16 px and 3 levels, batch 2 of 9-frame clips, a checkpoint every 2."""
+    base = ["model.channels=8,16,16", "model.resolution_px=16", "data.resolution_px=16"]
+    base += [f"data.train={data}", "data.stats_videos=4", "run.batch_size=2", "run.steps=2"]
+    base += ["run.ckpt_every=2", "run.keep_last=10", "run.sample_every=2", "run.threads=1"]
+    return override(autoencoder_preset("ae-small"), base + list(sets))
+
+
+def test_train_autoencoder_runs_and_resumes(ae_split, tmp_path):
+    cfg = tiny_ae(ae_split)
+    assert cfg.model.channels == (8, 16, 16) and cfg.run.steps == 2
     out = tmp_path / "run"
-    train_autoencoder(data, out, cfg, progress=False)
-    cfg4 = ae_train_config("ae-small", [*sets[:-1], "max_steps=4"])
-    train_autoencoder(data, out, cfg4, progress=False)
-    state = (out / "ae-state.json").read_text()
-    assert '"step": 4' in state
+    train_autoencoder(cfg, out, progress=False)
+    result = train_autoencoder(tiny_ae(ae_split, "run.steps=4"), out, progress=False)
+    state = (latest_checkpoint(out) / "state.json").read_text()
+    assert '"step": 4' in state and result.step == 4
     assert load_autoencoder(out).latent_std.min() > 0
-    other = ae_train_config("ae-small", ["model.channels=8,16,24", "model.resolution_px=16"])
-    with pytest.raises(PhylawError, match="different model"):
-        train_autoencoder(data, out, other, progress=False)
+    assert (out / "samples" / "step_0000004-train.gif").stat().st_size > 0
+    assert {"loss", "rec", "kl", "centroid_px"} <= set(
+        json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    )
+    other = tiny_ae(ae_split, "model.channels=8,16,24")
+    with pytest.raises(PhylawError, match="another config .*model.channels"):
+        train_autoencoder(other, out, progress=False)
+
+
+def test_autoencoder_resume_gives_the_same_weights_as_an_uninterrupted_run(ae_split, tmp_path):
+    cfg = tiny_ae(ae_split, "run.steps=4", "optim.warmup_steps=1", "run.sample_every=0")
+    ref = train_autoencoder(cfg, tmp_path / "ref", progress=False)
+    run = tmp_path / "run"
+    shutil.copytree(tmp_path / "ref", run)
+    for ckpt in list_checkpoints(run)[1:]:  # keep step 2 only
+        shutil.rmtree(ckpt)
+    result = train_autoencoder(cfg, run, progress=False)
+    assert result.step == ref.step == 4
+    for name in FILES:
+        a = safetensors.torch.load_file(str(ref.checkpoint / name))
+        b = safetensors.torch.load_file(str(result.checkpoint / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_overrides_are_type_checked():
+    base = autoencoder_preset("ae-small")
     with pytest.raises(PhylawError, match="unknown key"):
-        ae_train_config("ae-small", ["nope=1"])
-    with pytest.raises(PhylawError, match="expected int"):
-        ae_train_config("ae-small", ["batch_size=two"])
+        override(base, ["nope=1"])
+    with pytest.raises(PhylawError, match="expected an integer"):
+        override(base, ["run.batch_size=two"])
     with pytest.raises(PhylawError, match="valid: ae-paper, ae-small"):
-        ae_train_config("ae-huge")
-    assert ae_train_config("ae-small", ["bf16=false"]).bf16 is False
+        autoencoder_preset("ae-huge")
+    assert override(base, ["model.temporal_down=false,true"]).model.temporal_down == (False, True)
+    with pytest.raises(PhylawError, match="must be 1 \\+ 4k"):
+        override(base, ["data.clip_frames=8"])
 
 
 def test_cli_train_ae_dry_run(capsys):
     from phylaw.cli import main
 
-    assert main(["train-ae", "--data", "d", "--out", "o", "--dry-run", "--set", "lr=0.01"]) == 0
-    assert '"lr": 0.01' in capsys.readouterr().out
+    argv = ["train-ae", "--data", "d", "--out", "o", "--dry-run", "--set", "optim.lr=0.01"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert '"lr": 0.01' in out
+    cfg = dict_to_config(AETrainConfig, json.loads(out[: out.index("# autoencoder")]))
+    assert cfg.optim.lr == 0.01 and cfg.data.train.endswith("d") and cfg.preset == "ae-small"
+
+
+def test_cli_train_ae_set_type_error_is_one_line(tmp_path, capsys):
+    from phylaw.cli import main
+
+    argv = ["train-ae", "--data", "d", "--out", str(tmp_path / "o"), "--set", "optim.lr=fast"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == "phylaw: error: invalid value 'fast' for optim.lr: expected a number\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_ae_stage_runs_and_its_command_uses_the_shared_keys(ae_split, tmp_path):
+    from phylaw.experiments import stages
+    from phylaw.experiments.kinds import TrainAEStage
+
+    sets = ("model.channels=8,16,16", "model.resolution_px=16", "data.stats_videos=2")
+    sets += ("run.batch_size=2", "run.steps=1", "run.sample_every=0", "run.threads=1")
+    stage = TrainAEStage("ae", resolution_px=16, max_minutes=5, sets=sets, train="data")
+    done = stages.EXECUTORS["train-ae"](stage, {"train": ae_split}, tmp_path / "ae", False)
+    assert done["step"] == 1 and load_autoencoder(tmp_path / "ae").cfg.channels == (8, 16, 16)
+    cfg = read_state(latest_checkpoint(tmp_path / "ae"))["config"]
+    assert cfg.data.resolution_px == 16 and cfg.run.max_minutes == 5.0
+    line = stages.command(stage, {"train": ae_split}, tmp_path / "ae")
+    assert "--set data.resolution_px=16 --set run.max_minutes=5" in line

@@ -1,8 +1,8 @@
 """The import arrows of the design: a stage never reaches back up.
 
 physics <- render <- data; models and diffusion need torch only; train -> data, models,
-diffusion (and eval's public API for quick evaluation); eval never imports a model; nothing
-but the CLI imports cli, quickstart or experiments.
+diffusion, physics, render (never eval: quick evaluation is a callback from above); eval never
+imports a model; nothing but the CLI imports cli, quickstart or experiments.
 """
 
 import ast
@@ -19,7 +19,7 @@ ALLOWED = {
     "models": {"models"},
     "diffusion": {"diffusion"},
     "eval": {"eval", "physics", "render", "data"},
-    "train": {"train", "data", "models", "diffusion", "eval", "physics", "render"},
+    "train": {"train", "data", "models", "diffusion", "physics", "render"},
     "sample": {"sample", "train", "data", "models", "diffusion", "physics", "render"},
 }
 TOP_ONLY = {"cli", "commands", "quickstart", "experiments"}  # entry points, for the CLI

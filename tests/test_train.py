@@ -346,6 +346,30 @@ def test_cli_dry_run_prints_the_resolved_config_and_help_lists_presets(split, tm
         assert name in help_text
 
 
+def dry_run_model(tmp_path, capsys, *argv):
+    args = parser().parse_args(["train", "--out", str(tmp_path / "r"), "--dry-run", *argv])
+    args.handler(args)
+    out = capsys.readouterr().out
+    return config_from_dict(json.loads(out[: out.index("# network")])).model
+
+
+def test_dry_run_shows_the_resolved_widths_of_the_size(tmp_path, capsys):
+    m = dry_run_model(tmp_path, capsys, "--preset", "paper-S")
+    assert (m.size, m.depth, m.hidden_size, m.num_heads) == ("DiT-S", 12, 384, 6)
+    m = dry_run_model(tmp_path, capsys, "--preset", "paper-S", "--set", "model.size=DiT-B")
+    assert (m.depth, m.hidden_size, m.num_heads) == (12, 768, 12)  # the new size's widths
+    for sets in (["model.size=DiT-B", "model.depth=6"], ["model.depth=6", "model.size=DiT-B"]):
+        argv = [a for s in sets for a in ("--set", s)]
+        m = dry_run_model(tmp_path, capsys, "--preset", "paper-S", *argv)
+        assert (m.depth, m.hidden_size, m.num_heads) == (6, 768, 12)  # an explicit width wins
+    m = dry_run_model(tmp_path, capsys, "--preset", "cpu-tiny")
+    assert (m.depth, m.hidden_size, m.num_heads) == (2, 64, 2)
+    assert config_from_dict(config_to_dict(get_preset("paper-XL"))).model.depth == 28
+    old = config_to_dict(get_preset("paper-S"))  # a config.json written before: widths 0
+    old["model"].update(depth=0, hidden_size=0, num_heads=0)
+    assert config_from_dict(old) == get_preset("paper-S")
+
+
 def test_cli_train_errors_are_one_line(tmp_path):
     p = parser()
     for argv, needle in [
@@ -384,6 +408,37 @@ def test_evaluator_gets_a_sample_function_and_its_scores_are_logged(split, tmp_p
     assert [s for s in scores if s is not None] == [1, 2]
 
 
+def test_quick_evaluation_arrives_as_a_callback_from_the_cli_and_the_stages(
+    split, tmp_path, monkeypatch
+):
+    from phylaw.experiments import stages
+    from phylaw.experiments.kinds import TrainStage
+    from phylaw.experiments.quickeval import QuickEval
+
+    sets = ["run.steps=1", "run.eval_every=1", "run.eval_videos=2", "run.sample_every=0"]
+    sets += [f"data.eval_ood={split / 'ood'}", "run.threads=1"]
+    argv = ["train", "--preset", "cpu-tiny", "--data", str(split / "train")]
+    argv += ["--out", str(tmp_path / "run"), *[a for s in sets for a in ("--set", s)], "--quiet"]
+    args = parser().parse_args(argv)
+    args.handler(args)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert any("eval/ood/velocity_error_mean" in json.loads(ln) for ln in lines)
+
+    seen = {}
+
+    def fake_train(cfg, out, *, evaluator=None, progress=True):
+        seen["evaluator"] = evaluator
+        return type("R", (), {"step": 1, "stopped": "done", "loss": 0.0})()
+
+    monkeypatch.setattr("phylaw.train.loop.train", fake_train)
+    stage = TrainStage("train", preset="cpu-tiny", steps=1, sets=tuple(sets[1:]), train="data")
+    stages.EXECUTORS["train"](stage, {"train": split / "train"}, tmp_path / "stage", False)
+    assert isinstance(seen["evaluator"], QuickEval) and list(seen["evaluator"].splits) == ["ood"]
+    stage = TrainStage("train", preset="cpu-tiny", steps=1, train="data")
+    stages.EXECUTORS["train"](stage, {"train": split / "train"}, tmp_path / "stage2", False)
+    assert seen["evaluator"] is None  # no run.eval_every: no evaluator
+
+
 class _Oracle:
     """A stand-in continuation: the ground truth itself, or its last condition frame frozen."""
 
@@ -398,7 +453,7 @@ class _Oracle:
 
 
 def test_quick_evaluation_scores_the_oracle_at_the_floor_and_a_frozen_ball_at_its_speed(split):
-    from phylaw.train.quickeval import QuickEval
+    from phylaw.experiments.quickeval import QuickEval
 
     cfg = tiny(
         split,

@@ -59,7 +59,7 @@ def load_run(
     """(config, network in eval mode, checkpoint folder, step) of a run's latest checkpoint
     (or of a checkpoint folder), with the EMA weights unless `ema=False`."""
     ckpt = resolve_checkpoint(run)
-    state = read_state(ckpt)
+    state = read_state(ckpt, kind="dit")
     cfg: TrainConfig = state["config"]
     network = network_config(cfg)
     if _json_ready(asdict(network)) != state["network"]:

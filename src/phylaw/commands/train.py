@@ -15,26 +15,50 @@ from phylaw.commands import add_command
 
 
 # ------------------------------------------------------------------------ train
-def resolve_train_config(args):
-    """The config of `phylaw train` from --preset (or RUN/config.json), --data and --set."""
+def resolve_config(args, kind: str = "dit"):
+    """The config of `phylaw train` (kind 'dit') or `phylaw train-ae` ('autoencoder'): --preset,
+    else RUN/config.json of the --out run (a resume), else the kind's default preset; then
+    --data (data.train), --set overrides and --minutes (run.max_minutes)."""
     from phylaw.data.store import read_json
-    from phylaw.train import config_from_dict, get_preset, override
+    from phylaw.train.checkpoint import KINDS
+    from phylaw.train.config_core import dict_to_config, override
 
+    get, presets, default = _PRESETS[kind]()
     stored = args.out / "config.json"
     if args.preset:
-        cfg = get_preset(args.preset)
+        cfg = get(args.preset)
     elif stored.is_file():
-        cfg = config_from_dict(read_json(stored, "run config"), str(stored))
+        cfg = dict_to_config(KINDS[kind], read_json(stored, "run config"), str(stored))
+    elif default:
+        cfg = get(default)
     else:
-        from phylaw.train import PRESETS
-
-        raise PhylawError(f"give --preset (one of: {', '.join(PRESETS)}), or --out a run to resume")
+        raise PhylawError(f"give --preset (one of: {', '.join(presets)}), or --out a run to resume")
     sets = list(args.set or [])
     if args.data is not None:
         sets.insert(0, f"data.train={args.data.resolve()}")
     if args.minutes is not None:
         sets.append(f"run.max_minutes={args.minutes}")
     return override(cfg, sets)
+
+
+def _dit_presets():
+    from phylaw.train.presets import PRESETS, get_preset
+
+    return get_preset, PRESETS, None
+
+
+def _autoencoder_presets():
+    from phylaw.train.ae_config import AUTOENCODER_PRESETS, autoencoder_preset
+
+    return autoencoder_preset, AUTOENCODER_PRESETS, "ae-small"
+
+
+_PRESETS = {"dit": _dit_presets, "autoencoder": _autoencoder_presets}
+
+
+def resolve_train_config(args):
+    """The config of `phylaw train` from --preset (or RUN/config.json), --data and --set."""
+    return resolve_config(args, "dit")
 
 
 def _describe(cfg) -> str:
@@ -56,9 +80,26 @@ def _train(args) -> None:
     if args.dry_run:
         print(_describe(cfg))
         return
+    from phylaw.experiments.quickeval import quick_evaluator
     from phylaw.train import train
 
-    train(cfg, args.out, progress=not args.quiet)
+    train(cfg, args.out, evaluator=quick_evaluator(cfg), progress=not args.quiet)
+
+
+def add_run_flags(p, preset_help: str) -> None:
+    """The flags `phylaw train` and `phylaw train-ae` share."""
+    p.add_argument("--preset", default=None, help=preset_help)
+    p.add_argument("--data", type=Path, default=None, help="training split directory")
+    p.add_argument("--out", required=True, type=Path, help="run directory (RUN)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, section.field=value (repeatable)",
+    )
+    p.add_argument("--minutes", type=float, default=None, help="time budget (run.max_minutes)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 # ----------------------------------------------------------------------- sample
@@ -103,23 +144,14 @@ def register(subparsers) -> None:
         "      --data data/u-train --out runs/paper-B\n\n"
         "--set KEY=VALUE edits any config field (section.field; see --dry-run for all of\n"
         "them), e.g. data.eval_id=DIR, run.steps=5000, model.patch_size=1,4,4,\n"
-        "run.precision=bf16, run.compile=true. Stop with Ctrl-C: the run checkpoints and\n"
-        "the same command resumes it, with the same weights as an uninterrupted run.\n\n"
+        "model.size=DiT-B (brings its depth, hidden_size and num_heads), run.precision=bf16,\n"
+        "run.compile=true. With run.eval_every and data.eval_id/eval_ood, a quick evaluation\n"
+        "(velocity errors) is logged. Stop with Ctrl-C: the run checkpoints and the same\n"
+        "command resumes it, with the same weights as an uninterrupted run.\n\n"
         "presets:\n" + preset_help(),
         _train,
     )
-    t.add_argument("--preset", default=None, help="a named config (listed below)")
-    t.add_argument("--data", type=Path, default=None, help="training split directory")
-    t.add_argument("--out", required=True, type=Path, help="run directory (RUN)")
-    t.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field (repeatable)",
-    )
-    t.add_argument("--minutes", type=float, default=None, help="time budget (run.max_minutes)")
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_flags(t, "a named config (listed below)")
 
     s = add_command(
         subparsers,

@@ -157,15 +157,16 @@ class TrainAEStage(Stage):
 
     kind = "train-ae"
     preset: str = "ae-small"  # ae-small or ae-paper
-    resolution_px: int | None = None  # frame size of the training videos; None: the model's
+    resolution_px: int | None = None  # frame size of the training videos; None: the preset's
     max_minutes: float | None = None  # time budget; None: the preset's step count decides
     sets: tuple[str, ...] = ()  # any other `--set KEY=VALUE`
     train: str = input_field()  # the training split
 
     def overrides(self) -> list[str]:
         """The `--set` strings of this stage, typed fields first."""
-        typed = [f"resolution_px={self.resolution_px}"] if self.resolution_px is not None else []
-        typed += [f"max_minutes={self.max_minutes}"] if self.max_minutes is not None else []
+        px, minutes = self.resolution_px, self.max_minutes
+        typed = [f"data.resolution_px={px}"] if px is not None else []
+        typed += [f"run.max_minutes={minutes}"] if minutes is not None else []
         return typed + list(self.sets)
 
 

@@ -70,9 +70,11 @@ def train_config(stage: TrainStage, inputs: dict[str, Path]):
 
 
 def _train(stage: TrainStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.experiments.quickeval import quick_evaluator
     from phylaw.train.loop import train
 
-    result = train(train_config(stage, inputs), out, progress=progress)
+    cfg = train_config(stage, inputs)
+    result = train(cfg, out, evaluator=quick_evaluator(cfg), progress=progress)
     if result.stopped == "signal":
         raise Interrupted(f"training stopped at step {result.step}")
     return {"step": result.step, "stopped": result.stopped, "loss": result.loss}
@@ -131,16 +133,22 @@ def _evaluate(stage: EvaluateStage, inputs: dict[str, Path], out: Path, progress
 
 
 def _train_ae(stage: TrainAEStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
-    from phylaw.train.ae import ae_train_config, train_autoencoder
+    from phylaw.train.ae import train_autoencoder
+    from phylaw.train.ae_config import autoencoder_preset
+    from phylaw.train.config_core import override
 
-    cfg = ae_train_config(stage.preset, stage.overrides())
-    ckpt = train_autoencoder(inputs["train"], out, cfg, progress)
-    return {"checkpoint": str(ckpt)}
+    sets = [*stage.overrides(), f"data.train={inputs['train']}"]
+    result = train_autoencoder(
+        override(autoencoder_preset(stage.preset), sets), out, progress=progress
+    )
+    if result.stopped == "signal":
+        raise Interrupted(f"autoencoder training stopped at step {result.step}")
+    return {"checkpoint": str(result.checkpoint), "step": result.step, "loss": result.loss}
 
 
 def _ae_recon(stage: AEReconStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.data.store import write_json
-    from phylaw.train.ae_recon import measure
+    from phylaw.experiments.ae_recon import measure
 
     result = measure(inputs["ae"], inputs["data"], stage.resolution_px)
     write_json(out / "summary.json", result)

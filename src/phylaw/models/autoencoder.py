@@ -257,11 +257,19 @@ class DiagonalGaussian(NamedTuple):
     mean: torch.Tensor
     logvar: torch.Tensor
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z = mean + std * eps, [B, z, T', H', W']."""
-        eps = torch.randn(
-            self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype
-        )
+    def sample(
+        self, generator: torch.Generator | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """z = mean + std * eps, [B, z, T', H', W']; eps = `noise` when given, else drawn."""
+        if noise is not None:
+            eps = noise.to(self.mean.dtype)
+        else:
+            eps = torch.randn(
+                self.mean.shape,
+                generator=generator,
+                device=self.mean.device,
+                dtype=self.mean.dtype,
+            )
         return self.mean + torch.exp(0.5 * self.logvar) * eps
 
     def kl(self) -> torch.Tensor:
@@ -360,11 +368,17 @@ class Autoencoder(nn.Module):
         return self.decoder(z.transpose(1, 2)).transpose(1, 2)
 
     def forward(
-        self, video: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
+        self,
+        video: torch.Tensor,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, DiagonalGaussian]:
-        """Reconstruct: video [B, 3, T, H, W] -> (recon [B, 3, T, H, W], posterior)."""
+        """Reconstruct: video [B, 3, T, H, W] -> (recon [B, 3, T, H, W], posterior). The latent
+        is a posterior sample (its eps drawn with `generator`, or `noise` [B, z, T', H', W'] when
+        given), or the posterior mean when `sample` is False."""
         post = self.encode(video)
-        z = post.sample(generator) if sample else post.mean  # [B, z, T', H', W']
+        z = post.sample(generator, noise) if sample else post.mean  # [B, z, T', H', W']
         return self.decode(z), post
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
-"""Training the video autoencoder on a split's videos (`phylaw train-ae`).
+"""The autoencoder's training task (`phylaw train-ae`), its loss, and loading a trained one.
 
 The paper's (2+1)D-VAE was pretrained on internet images and videos (A.3.1); no pretrained
-weights can be downloaded here, so phylaw trains its own on the scenario's own videos. The loss
-of one batch (x in [-1, 1], x_hat the decoding of a posterior sample):
+weights can be downloaded here, so phylaw trains its own on the scenario's own videos, with the
+training loop the DiT uses (`train.loop.fit`: optimizer, learning rate, EMA, checkpoints,
+logging, time budget, signals, exact resume, DDP). The loss of one batch (x in [-1, 1], x_hat
+the decoding of a posterior sample):
 
     fg   = 1 - min over RGB of the pixel in [0, 1]       0 on the white background, 1 on a ball
     w    = 1 + fg_weight * max(fg(x), fg(x_hat))         up-weights objects and ghost objects
@@ -18,146 +20,55 @@ one run each): the per-frame velocity error of reconstructions fell from 1.09 to
 Table-3 (mean-velocity) error was 0.035 without it and 0.029 / 0.037 with it, i.e. unresolved.
 
 The KL weight is tiny (SD1.5-VAE's 1e-6): it keeps latents bounded without costing
-reconstruction. Training clips are `clip_frames` = 1 + 4k consecutive frames at a random offset
-of the padded video: the network is convolutional and causal, so a clip's first frame is encoded
-alone as a video's first frame is.
+reconstruction. Training clips are `data.clip_frames` = 1 + 4k consecutive frames at a random
+offset of the padded video: the network is convolutional and causal, so a clip's first frame is
+encoded alone as a video's first frame is. The offsets and the posterior noise of step k are
+drawn for the global batch from the generator of (seed, k), so a resumed run has the same
+weights as an uninterrupted one. The weighted mean is taken per micro-batch, so under DDP or
+gradient accumulation a run's weights depend slightly on how the global batch is split (with
+`fg_weight` and `centroid_weight` 0 they match one process up to float order). Before every
+checkpoint the per-channel latent mean and std are re-estimated on `data.stats_videos` fixed
+videos (`Autoencoder.normalize`).
 
-Checkpoints: `OUT/ae.safetensors` holds the weights, the AdamW state and, in its metadata, the
-resolved config and the training state (step, elapsed time); it is written to a temporary file
-and renamed, so it is always whole. `OUT/ae-state.json` is a readable copy of the same metadata,
-`OUT/ae-log.jsonl` one line per logged step. Re-running the same command resumes (weights,
-optimizer, step, time already spent; the data order restarts from a step-derived seed). Before
-every save the per-channel latent mean and std are re-estimated (`Autoencoder.normalize`).
+A run directory is the DiT's (`train.rundir`, `train.checkpoint`): RUN/config.json,
+RUN/checkpoints/step_N/{model,ema,optimizer}.safetensors + state.json (kind 'autoencoder'),
+metrics.jsonl (loss and its parts `rec`, `kl`, `centroid_px`), tb/, samples/ (ground truth |
+reconstruction). `load_autoencoder(RUN)` reads the latest checkpoint's EMA weights (the live
+ones with the presets' `optim.ema_decay` 0). The single-file format of earlier versions
+(RUN/ae.safetensors) is refused with a line that says to retrain.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import functools
 import math
-import os
-import time
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
-from tqdm.auto import tqdm
+from torch import nn
 
 from phylaw import PhylawError
-from phylaw.data.dataset import VideoDataset, make_loader
-from phylaw.models.autoencoder import (
-    AE_PRESETS,
-    Autoencoder,
-    AutoencoderConfig,
-    autoencoder_config,
-    pad_frames,
-)
+from phylaw.data.dataset import VideoDataset
+from phylaw.data.info import side_by_side
+from phylaw.data.store import open_store
+from phylaw.models.autoencoder import Autoencoder, AutoencoderConfig, crop_frames, pad_frames
+from phylaw.train.ae_config import AETrainConfig
+from phylaw.train.checkpoint import load_module, read_state, resolve_checkpoint
+from phylaw.train.distributed import Dist, step_generator
+from phylaw.train.loop import TrainResult, fit
 
 __all__ = [
-    "AETrainConfig",
-    "ae_train_config",
-    "apply_overrides",
+    "AutoencoderTask",
+    "centroid_error",
     "load_autoencoder",
+    "reconstruct",
     "reconstruction_loss",
-    "save_checkpoint",
     "to_model_video",
     "train_autoencoder",
 ]
 
-CHECKPOINT = "ae.safetensors"
-STATE = "ae-state.json"
-LOG = "ae-log.jsonl"
-FORMAT = "phylaw-autoencoder"
-
-
-@dataclass
-class AETrainConfig:
-    """Everything a `train-ae` run depends on; written into every checkpoint."""
-
-    model: AutoencoderConfig = field(default_factory=lambda: AE_PRESETS["ae-small"])
-    preset: str = "ae-small"  # the name `model` came from (informational)
-    resolution_px: int = 0  # frame size of the training videos; 0 = model.resolution_px
-    clip_frames: int = 9  # frames per training clip, 1 + 4k; 0 = the whole padded video
-    batch_size: int = 8  # clips per step
-    lr: float = 1e-3  # AdamW peak learning rate
-    min_lr_frac: float = 0.05  # cosine decay to this fraction of lr at the end of the budget
-    warmup_steps: int = 50  # linear warm-up
-    weight_decay: float = 0.0  # AdamW weight decay
-    kl_weight: float = 1e-6  # weight of the mean KL per latent element
-    fg_weight: float = 10.0  # extra loss weight on non-background pixels (0 = plain L1)
-    centroid_weight: float = 0.1  # weight of the object-centroid term, per pixel of error
-    max_steps: int = 100_000  # stop after this many steps ...
-    max_minutes: float = 0.0  # ... or this much training time over all resumes (0 = no limit)
-    save_every_steps: int = 200  # checkpoint period
-    log_every_steps: int = 10  # ae-log.jsonl period
-    seed: int = 0  # data order and initialisation
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    device: str = "auto"  # "auto": cuda when available, else cpu
-    bf16: bool = True  # bf16 autocast on cuda (ignored on cpu, where it is slower)
-
-
-# Per-preset training defaults (the rest from AETrainConfig).
-_TRAIN_DEFAULTS: dict[str, dict[str, object]] = {
-    "ae-small": {"clip_frames": 9, "batch_size": 8, "lr": 1e-3},
-    "ae-paper": {"clip_frames": 0, "batch_size": 8, "lr": 3e-4, "max_steps": 50_000},
-}
-
-
-def ae_train_config(
-    preset: str = "ae-small", overrides: typing.Sequence[str] = ()
-) -> AETrainConfig:
-    """The training config of a preset, with `k=v` overrides (`model.channels=16,32,64`)."""
-    try:
-        model = autoencoder_config(preset)
-    except KeyError as e:
-        raise PhylawError(e.args[0]) from None
-    cfg = AETrainConfig(model=model, preset=preset, **_TRAIN_DEFAULTS.get(preset, {}))
-    return apply_overrides(cfg, overrides)
-
-
-def _parse_value(text: str, kind: typing.Any, key: str) -> object:
-    origin = typing.get_origin(kind)
-    if origin is tuple:
-        (item, *_) = typing.get_args(kind)
-        return tuple(_parse_value(t.strip(), item, key) for t in text.split(",") if t.strip())
-    if kind is bool:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise PhylawError(f"--set {key}: expected true or false, got {text!r}")
-    try:
-        return kind(text)
-    except ValueError:
-        raise PhylawError(f"--set {key}: expected {kind.__name__}, got {text!r}") from None
-
-
-def _set_field(obj: typing.Any, names: list[str], text: str, key: str) -> typing.Any:
-    hints = typing.get_type_hints(type(obj))
-    if names[0] not in hints:
-        valid = ", ".join(f.name for f in dataclasses.fields(obj))
-        raise PhylawError(f"--set: unknown key {key!r}; valid at this level: {valid}")
-    if len(names) > 1:
-        inner = _set_field(getattr(obj, names[0]), names[1:], text, key)
-        return dataclasses.replace(obj, **{names[0]: inner})
-    try:
-        return dataclasses.replace(obj, **{names[0]: _parse_value(text, hints[names[0]], key)})
-    except ValueError as e:
-        raise PhylawError(f"--set {key}: {e}") from None
-
-
-def apply_overrides(cfg: typing.Any, overrides: typing.Sequence[str]) -> typing.Any:
-    """A copy of the dataclass `cfg` with `a.b=v` overrides applied, each type-checked."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise PhylawError(f"--set {item!r}: expected KEY=VALUE")
-        cfg = _set_field(cfg, key.strip().split("."), text.strip(), key.strip())
-    return cfg
+OLD_CHECKPOINT = "ae.safetensors"  # the single-file format of earlier versions
 
 
 #################################################################################
@@ -229,239 +140,168 @@ def reconstruction_loss(
     return loss, {"loss": loss.item(), **parts}
 
 
-def _clips(video: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """Random clips of `frames` frames: [B, C, T, H, W] -> [B, C, frames, H, W]."""
-    b, t = video.shape[0], video.shape[2]
-    if frames <= 0 or frames >= t:
+def clips(video: torch.Tensor, starts: torch.Tensor, frames: int) -> torch.Tensor:
+    """Clips of `frames` frames from `starts`: [B, C, T, H, W] -> [B, C, frames, H, W]."""
+    if frames >= video.shape[2]:
         return video
-    start = torch.randint(0, t - frames + 1, (b,), generator=generator)
-    idx = start[:, None] + torch.arange(frames)  # [B, frames]
-    return torch.stack([video[i, :, idx[i]] for i in range(b)])
-
-
-#################################################################################
-#                                 Checkpoints                                   #
-#################################################################################
-
-
-def _config_dict(cfg: AETrainConfig) -> dict:
-    return dataclasses.asdict(cfg)
-
-
-def _config_from_dict(d: dict) -> AETrainConfig:
-    model = AutoencoderConfig(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in d["model"].items()}
-    )
-    return AETrainConfig(**{**d, "model": model})
-
-
-def _atomic(path: Path, write: typing.Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_checkpoint(
-    out: Path, model: Autoencoder, opt: torch.optim.Optimizer, cfg: AETrainConfig, state: dict
-) -> None:
-    """Write weights, optimizer state and metadata atomically (no pickle anywhere)."""
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    opt_sd = opt.state_dict()
-    for i, s in opt_sd["state"].items():
-        for k, v in s.items():
-            tensors[f"optim.{i}.{k}"] = torch.as_tensor(v).contiguous().cpu()
-    meta = {
-        "format": FORMAT,
-        "config": _config_dict(cfg),
-        "state": state,
-        "param_groups": opt_sd["param_groups"],
-    }
-    _atomic(
-        out / CHECKPOINT,
-        lambda p: save_file(tensors, str(p), metadata={"phylaw": json.dumps(meta)}),
-    )
-    text = json.dumps({k: meta[k] for k in ("format", "config", "state")}, indent=1, sort_keys=True)
-    _atomic(out / STATE, lambda p: p.write_text(text + "\n"))
-
-
-def _read_checkpoint(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("phylaw", "{}"))
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise PhylawError(f"cannot read autoencoder checkpoint {path}: {e}") from None
-    if meta.get("format") != FORMAT:
-        raise PhylawError(f"{path} is not a phylaw autoencoder checkpoint")
-    return meta, tensors
-
-
-def load_autoencoder(path: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
-    """The trained autoencoder in `path` (a run directory or its ae.safetensors), in eval mode."""
-    path = Path(path)
-    meta, tensors = _read_checkpoint(path / CHECKPOINT if path.is_dir() else path)
-    model = Autoencoder(_config_from_dict(meta["config"]).model)
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    return model.to(device).eval()
-
-
-#################################################################################
-#                                 The training loop                             #
-#################################################################################
+    return torch.stack([video[i, :, s : s + frames] for i, s in enumerate(starts.tolist())])
 
 
 @torch.no_grad()
-def _latent_stats(model: Autoencoder, batches: list[torch.Tensor]) -> None:
-    """Set `latent_mean` / `latent_std` from the posterior means of a few whole videos."""
-    was_training = model.training
-    model.eval()
-    f = model.cfg.temporal_factor
+def reconstruct(ae: Autoencoder, video: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """uint8 [B, T, H, W, 3] -> reconstructed uint8 [B, T, H, W, 3] on the CPU (posterior
+    mean, on the autoencoder's device)."""
+    x = to_model_video(torch.as_tensor(video).to(ae.latent_mean.device))
+    t = x.shape[2]
+    z = ae.encode(pad_frames(x, ae.cfg.temporal_factor)).mean
+    y = crop_frames(ae.decode(z), t)
+    y = ((y.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return y.permute(0, 2, 3, 4, 1).cpu()
+
+
+@torch.no_grad()
+def latent_stats(ae: Autoencoder, videos: torch.Tensor, chunk: int = 8) -> None:
+    """Set `latent_mean` / `latent_std` from the posterior means of uint8 videos [N, T, H, W, 3]."""
+    was_training = ae.training
+    ae.eval()
+    f, device = ae.cfg.temporal_factor, ae.latent_mean.device
     z = torch.cat(
-        [model.encode(pad_frames(x, f)).mean.transpose(0, 1).flatten(1) for x in batches], 1
+        [
+            ae.encode(pad_frames(to_model_video(videos[i : i + chunk].to(device)), f))
+            .mean.transpose(0, 1)
+            .flatten(1)
+            for i in range(0, len(videos), chunk)
+        ],
+        1,
     )
-    model.latent_mean.copy_(z.mean(1))
-    model.latent_std.copy_(z.std(1).clamp_min(1e-6))
-    model.train(was_training)
+    ae.latent_mean.copy_(z.mean(1))
+    ae.latent_std.copy_(z.std(1).clamp_min(1e-6))
+    ae.train(was_training)
 
 
-def _lr(cfg: AETrainConfig, step: int, elapsed_s: float) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = step / cfg.max_steps
-    if cfg.max_minutes > 0:
-        progress = max(progress, elapsed_s / (60 * cfg.max_minutes))
-    cosine = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * cosine)
+#################################################################################
+#                                  The task                                     #
+#################################################################################
 
 
-def _batches(
-    dataset: VideoDataset, cfg: AETrainConfig, gen: torch.Generator
-) -> typing.Iterator[torch.Tensor]:
-    """Endless training clips [B, 3, clip_frames, H, W] in [-1, 1], reshuffled every epoch."""
-    f = cfg.model.temporal_factor
-    while True:
-        seed = int(torch.randint(0, 2**31, (1,), generator=gen))
-        for batch in make_loader(dataset, cfg.batch_size, seed=seed, drop_last=True):
-            video = pad_frames(to_model_video(batch["video"]), f)  # [B, 3, 1 + 4k, H, W]
-            yield _clips(video, cfg.clip_frames, gen)
+class AutoencoderTask:
+    """The reconstruction task of an `AETrainConfig`, for `train.loop.fit` (module docstring)."""
 
+    def __init__(self, cfg: AETrainConfig) -> None:
+        self.cfg = cfg
+        self.device = torch.device("cpu")
+        self.padded_frames = self.clip_frames = 0
+        self._dataset: VideoDataset | None = None
+        self._stats_videos: torch.Tensor | None = None
 
-def _train_step(
-    model: Autoencoder,
-    opt: torch.optim.Optimizer,
-    x: torch.Tensor,
-    cfg: AETrainConfig,
-    lr: float,
-    amp: bool,
-) -> dict[str, float]:
-    """One AdamW step on the clips x [B, 3, T, H, W]; returns the loss parts."""
-    for group in opt.param_groups:
-        group["lr"] = lr
-    with torch.autocast(x.device.type, torch.bfloat16, enabled=amp):
-        recon, post = model(x)
-    loss, parts = reconstruction_loss(
-        recon, x, post.kl(), cfg.fg_weight, cfg.kl_weight, cfg.centroid_weight
-    )
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-    return parts
+    def dataset(self) -> VideoDataset:
+        """The training split at `data.resolution_px`, all its frames."""
+        cfg = self.cfg
+        if not cfg.data.train:
+            raise PhylawError("no training split: give --data DIR (built with 'phylaw data build')")
+        self._dataset = VideoDataset(open_store(cfg.data.train), cfg.data.resolution_px)
+        t, f = self._dataset.store.manifest["num_frames"], cfg.model.temporal_factor
+        self.padded_frames = 1 + f * math.ceil((t - 1) / f)
+        clip = cfg.data.clip_frames
+        self.clip_frames = self.padded_frames if clip == 0 else min(clip, self.padded_frames)
+        return self._dataset
 
+    def build(self, d: Dist) -> tuple[nn.Module, AutoencoderConfig]:
+        """The autoencoder on this rank's device (the loop seeds torch first), and its shape."""
+        self.device = d.device
+        return Autoencoder(self.cfg.model).to(d.device), self.cfg.model
 
-def _resume(
-    path: Path, cfg: AETrainConfig, res: int, model: Autoencoder, opt: torch.optim.Optimizer
-) -> dict:
-    """Load weights and optimizer state of the run at `path`; returns its training state."""
-    meta, tensors = _read_checkpoint(path)
-    saved = _config_from_dict(meta["config"])
-    if (saved.model, saved.resolution_px or saved.model.resolution_px) != (cfg.model, res):
-        raise PhylawError(
-            f"{path.parent} holds a run of a different model or resolution; choose another --out"
+    def summary(self) -> str:
+        """What the start line says besides the parameter count."""
+        res = self.cfg.data.resolution_px
+        shape = self.cfg.model.latent_shape(self.clip_frames, res, res)
+        return f"latents {'x'.join(map(str, shape))} per clip of {self.clip_frames} frames"
+
+    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip offsets [B] and posterior noise [B, z, T', H', W'] of global batch `step`."""
+        gen = step_generator(self.cfg.run.seed, step, device)
+        batch, res = self.cfg.run.batch_size, self.cfg.data.resolution_px
+        last = self.padded_frames - self.clip_frames
+        starts = torch.randint(0, last + 1, (batch,), generator=gen, device=device)
+        shape = self.cfg.model.latent_shape(self.clip_frames, res, res)
+        return starts, torch.randn((batch, *shape), generator=gen, device=device)
+
+    def batch(self, videos: torch.Tensor, draw: tuple, part: slice) -> tuple:
+        """uint8 videos [b, T, H, W, 3] -> (clips [b, 3, clip, H, W] in [-1, 1], their noise)."""
+        starts, noise = draw
+        x = to_model_video(videos.to(self.device, non_blocking=True))
+        x = pad_frames(x, self.cfg.model.temporal_factor)
+        return clips(x, starts[part], self.clip_frames), noise[part]
+
+    def loss(self, net: nn.Module, inputs: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+        """The reconstruction loss of one micro-batch and its parts (rec, kl, centroid_px)."""
+        x, noise = inputs
+        recon, post = net(x, noise=noise)
+        w = self.cfg.loss
+        loss, parts = reconstruction_loss(
+            recon, x, post.kl(), w.fg_weight, w.kl_weight, w.centroid_weight
         )
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, i, name = k.split(".", 2)
-            opt_state.setdefault(int(i), {})[name] = v
-    opt.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
-    return meta["state"]
+        parts.pop("loss")
+        return loss, parts
+
+    def stats_videos(self) -> torch.Tensor:
+        """The fixed uint8 videos [N, T, H, W, 3] of the latent statistics and the samples."""
+        if self._stats_videos is None:
+            ds = self._dataset
+            n = min(self.cfg.data.stats_videos, len(ds))
+            rows = np.random.default_rng(self.cfg.run.seed).choice(len(ds), n, replace=False)
+            self._stats_videos = ds.render_rows(ds.rows[rows])["video"]
+        return self._stats_videos
+
+    def before_checkpoint(self, model: nn.Module, ema: nn.Module) -> None:
+        """Re-estimate the latent normalisation with the EMA weights; copy it to the live ones."""
+        latent_stats(ema, self.stats_videos())
+        with torch.no_grad():
+            model.latent_mean.copy_(ema.latent_mean)
+            model.latent_std.copy_(ema.latent_std)
+
+    def predictor(self, ema: nn.Module):
+        """`reconstruct` with the EMA network: uint8 videos in, reconstructions out."""
+        return functools.partial(reconstruct, ema)
+
+    def samples(self, ema: nn.Module) -> dict[str, np.ndarray]:
+        """A ground truth | reconstruction panel of `run.sample_count` training videos."""
+        truth = self.stats_videos()[: self.cfg.run.sample_count]
+        if not len(truth):
+            return {}
+        return {"train": side_by_side(truth.numpy(), reconstruct(ema, truth).numpy())}
+
+
+#################################################################################
+#                           Training and loading                                #
+#################################################################################
+
+
+def _refuse_old_format(path: Path) -> None:
+    if path.suffix == ".safetensors" or (path / OLD_CHECKPOINT).is_file():
+        raise PhylawError(
+            f"{path} holds an autoencoder in the single-file format of earlier versions "
+            f"({OLD_CHECKPOINT}), which this version does not read; retrain it with "
+            "'phylaw train-ae --data DIR --out NEW_DIR'"
+        )
 
 
 def train_autoencoder(
-    data: str | Path, out: str | Path, cfg: AETrainConfig, progress: bool = True
-) -> Path:
-    """Train (or resume) an autoencoder on the split in `data`; returns the checkpoint path.
+    cfg: AETrainConfig, run_dir: str | Path, *, progress: bool = True
+) -> TrainResult:
+    """Train (or resume) the autoencoder run `cfg` in `run_dir` (`train.loop.fit`): until
+    `run.steps`, `run.max_minutes` of training summed over resumes, or a signal."""
+    _refuse_old_format(Path(run_dir))
+    return fit(AutoencoderTask(cfg), run_dir, progress=progress)
 
-    Runs until `cfg.max_steps` or `cfg.max_minutes` of training (summed over resumes).
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    device = torch.device(
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
-    res = cfg.resolution_px or cfg.model.resolution_px
-    if res % cfg.model.spatial_factor:
-        raise PhylawError(
-            f"resolution {res} is not divisible by the spatial factor {cfg.model.spatial_factor}"
-        )
-    f = cfg.model.temporal_factor
-    if cfg.clip_frames and (cfg.clip_frames - 1) % f:
-        raise PhylawError(f"clip_frames {cfg.clip_frames} must be 1 + {f}k (or 0 for whole videos)")
-    dataset = VideoDataset(data, res)
-    if len(dataset) < cfg.batch_size:
-        raise PhylawError(f"{data} holds {len(dataset)} videos, fewer than batch_size")
 
-    torch.manual_seed(cfg.seed)
-    model = Autoencoder(cfg.model).to(device)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99)
-    )
-    if (out / CHECKPOINT).exists():
-        state = _resume(out / CHECKPOINT, cfg, res, model, opt)
-    else:
-        state = {"step": 0, "elapsed_s": 0.0}
-        text = json.dumps(_config_dict(cfg), indent=1) + "\n"
-        _atomic(out / "ae-config.json", lambda p: p.write_text(text))
-
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + state["step"])
-    stats_rows = np.random.default_rng(cfg.seed).choice(
-        len(dataset), min(32, len(dataset)), replace=False
-    )
-    stats_videos = [
-        to_model_video(dataset.render_rows(stats_rows[i : i + 8])["video"]).to(device)
-        for i in range(0, len(stats_rows), 8)
-    ]
-    amp = device.type == "cuda" and cfg.bf16
-    total = None if cfg.max_minutes > 0 else cfg.max_steps  # a time budget: count steps only
-    bar = tqdm(total=total, initial=state["step"], desc="train-ae", disable=not progress)
-    start, elapsed0, parts = time.perf_counter(), state["elapsed_s"], {}
-    model.train()
-    with bar, open(out / LOG, "a") as log:
-        try:
-            for x in _batches(dataset, cfg, gen):
-                step, elapsed = state["step"], elapsed0 + time.perf_counter() - start
-                done = step >= cfg.max_steps or 0 < 60 * cfg.max_minutes <= elapsed
-                if done or (step > 0 and step % cfg.save_every_steps == 0):
-                    _latent_stats(model, stats_videos)
-                    save_checkpoint(out, model, opt, cfg, {**state, "elapsed_s": elapsed, **parts})
-                if done:
-                    return out / CHECKPOINT
-                lr = _lr(cfg, step, elapsed)
-                parts = _train_step(model, opt, x.to(device, non_blocking=True), cfg, lr, amp)
-                state = {"step": step + 1, "elapsed_s": elapsed}
-                if step % cfg.log_every_steps == 0:
-                    row = {"step": step, "elapsed_s": round(elapsed, 2), "lr": lr, **parts}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                bar.set_postfix(loss=f"{parts['loss']:.4f}", refresh=False)
-                bar.update(1)
-        except KeyboardInterrupt:  # keep what was learnt, then let the caller report it
-            elapsed = elapsed0 + time.perf_counter() - start
-            save_checkpoint(out, model, opt, cfg, {**state, "elapsed_s": elapsed, **parts})
-            raise
-    raise AssertionError("unreachable: _batches is endless")
+def load_autoencoder(path: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
+    """The trained autoencoder of a run directory (its latest checkpoint) or of a checkpoint
+    folder, with its EMA weights, in eval mode on `device`."""
+    path = Path(path)
+    _refuse_old_format(path)
+    ckpt = resolve_checkpoint(path)
+    state = read_state(ckpt, kind="autoencoder")
+    model = Autoencoder(state["config"].model)
+    load_module(model, ckpt / "ema.safetensors")
+    return model.to(device).eval()

@@ -6,8 +6,13 @@ Layout of a run directory's checkpoints::
         model.safetensors      the live weights (the raw network, unwrapped from DDP/compile)
         ema.safetensors        the EMA weights (what samples and evaluations use)
         optimizer.safetensors  AdamW's state, flattened: "<param name>/exp_avg", ".../step"
-        state.json             step, config, network shape, optimizer hyper-parameters, RNG
-                               states (python, numpy, torch, CUDA), SHA-256 of the three files
+        state.json             kind ('dit' or 'autoencoder'), step, config, network shape,
+                               optimizer hyper-parameters, RNG states (python, numpy, torch,
+                               CUDA), SHA-256 of the three files
+
+The DiT and the autoencoder share the format; `kind` says which config class `state["config"]`
+is read as (`KINDS`; a state.json without it is a DiT's, as written before the autoencoder
+moved to this format).
 
 A checkpoint is assembled in a hidden temporary folder and renamed into place, so a complete
 name always holds a complete checkpoint; the newest `keep_last` are kept. `latest_checkpoint`
@@ -24,7 +29,7 @@ import os
 import random
 import re
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +40,16 @@ from torch import nn
 
 from phylaw import PhylawError, __version__
 from phylaw.data.store import read_json, write_json
-from phylaw.train.config import TrainConfig, config_from_dict, config_to_dict, json_ready
+from phylaw.train.ae_config import AETrainConfig
+from phylaw.train.config import TrainConfig
+from phylaw.train.config_core import config_to_dict, dict_to_config, json_ready
 
 __all__ = [
     "FORMAT",
+    "KINDS",
     "checkpoint_dir",
     "latest_checkpoint",
+    "kind_of",
     "list_checkpoints",
     "load_module",
     "load_optimizer",
@@ -55,6 +64,19 @@ FORMAT = "phylaw-checkpoint"
 FORMAT_VERSION = 1
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors")
 _STEP_DIR = re.compile(r"^step_(\d+)$")
+KINDS: dict[str, type] = {"dit": TrainConfig, "autoencoder": AETrainConfig}  # kind -> config
+_KIND_NAMES = {
+    "dit": "a DiT run ('phylaw train')",
+    "autoencoder": "an autoencoder run ('phylaw train-ae')",
+}
+
+
+def kind_of(cfg: Any) -> str:
+    """The kind of run a config describes ('dit' or 'autoencoder')."""
+    for kind, cls in KINDS.items():
+        if isinstance(cfg, cls):
+            return kind
+    raise TypeError(f"not a training config: {type(cfg).__name__}")
 
 
 def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
@@ -90,7 +112,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         raise PhylawError(f"no run or checkpoint at {path}")
     ckpt = latest_checkpoint(path)
     if ckpt is None:
-        raise PhylawError(f"{path} holds no checkpoint yet; train first with 'phylaw train'")
+        raise PhylawError(
+            f"{path} holds no checkpoint yet; train first with 'phylaw train' (or 'train-ae')"
+        )
     return ckpt
 
 
@@ -176,15 +200,16 @@ def save_checkpoint(
     model: nn.Module,
     ema: nn.Module,
     optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
+    cfg: Any,
     network: Any,
     extra: dict[str, Any] | None = None,
     keep_last: int = 3,
 ) -> Path:
     """Write checkpoint `step` atomically and delete all but the newest `keep_last`.
 
-    model, ema: the raw networks (not DDP or compiled wrappers); network: the `DiTConfig`;
-    extra: JSON data kept in state.json (e.g. elapsed time). Returns the checkpoint folder.
+    model, ema: the raw networks (not DDP or compiled wrappers); cfg: the run's config (a
+    `TrainConfig` or an `AETrainConfig`); network: the network's shape (a dataclass, e.g. the
+    `DiTConfig`); extra: JSON data kept in state.json (e.g. elapsed time). Returns the folder.
     """
     final = checkpoint_dir(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -202,9 +227,10 @@ def save_checkpoint(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "phylaw_version": __version__,
+        "kind": kind_of(cfg),
         "step": step,
         "config": config_to_dict(cfg),
-        "network": json_ready(asdict(network)),
+        "network": json_ready(asdict(network) if is_dataclass(network) else network),
         "optimizer": {"class": type(optimizer).__name__, "param_groups": groups},
         "rng": rng_state(),
         "sha256": {name: _sha256(tmp / name) for name in FILES},
@@ -224,8 +250,9 @@ def save_checkpoint(
 # ----------------------------------------------------------------------------------------------
 
 
-def read_state(ckpt: str | Path, verify: bool = True) -> dict[str, Any]:
-    """state.json of a checkpoint, validated; `verify` also checks the files' SHA-256."""
+def read_state(ckpt: str | Path, verify: bool = True, kind: str | None = None) -> dict[str, Any]:
+    """state.json of a checkpoint, validated, its config read as the class of its kind;
+    `verify` also checks the files' SHA-256; `kind` refuses a checkpoint of another kind."""
     ckpt = Path(ckpt)
     state = read_json(ckpt / "state.json", "checkpoint state")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -238,7 +265,15 @@ def read_state(ckpt: str | Path, verify: bool = True) -> dict[str, Any]:
     for key in ("step", "config", "network", "sha256", "optimizer", "rng"):
         if key not in state:
             raise PhylawError(f"{ckpt / 'state.json'} lacks {key!r}; the checkpoint is corrupt")
-    state["config"] = config_from_dict(state["config"], f"{ckpt / 'state.json'}: config")
+    found = state.setdefault("kind", "dit")
+    if found not in KINDS:
+        raise PhylawError(f"{ckpt} holds a checkpoint of an unknown kind {found!r}")
+    if kind is not None and found != kind:
+        raise PhylawError(
+            f"{ckpt} is a checkpoint of {_KIND_NAMES[found]}, not {_KIND_NAMES[kind]}"
+        )
+    where = f"{ckpt / 'state.json'}: config"
+    state["config"] = dict_to_config(KINDS[found], state["config"], where)
     if verify:
         for name in FILES:
             path = ckpt / name

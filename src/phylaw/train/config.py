@@ -1,28 +1,45 @@
-"""The training run as typed, frozen dataclasses: every default documented next to its field.
+"""The DiT's training run as typed, frozen dataclasses: every default documented next to its field.
 
 A `TrainConfig` nests six sections: `model` (the DiT's shape), `space` (pixels, or an
 autoencoder's latents), `diffusion` (Appendix A.2), `data` (which split, at what size), `optim`
-(AdamW, warmup, clipping, EMA) and `run` (steps, batch, precision, logging, checkpoints).
-Presets (`train.presets`) are functions returning one; `override(cfg, ["optim.lr=3e-4"])`
-edits fields with type checks. The resolved config is printed by `phylaw train --dry-run`,
-written to RUN/config.json and stored in every checkpoint; `config_from_dict` reads it back
-and refuses unknown keys, so a checkpoint from another version fails with one clear line.
+(AdamW, warmup, clipping, EMA) and `run` (steps, batch, precision, logging, checkpoints); the
+last two are shared with the autoencoder's config (`train.config_core`, which also holds the
+machinery). Presets (`train.presets`) are functions returning one; `override(cfg,
+["optim.lr=3e-4"])` edits fields with type checks. The resolved config is printed by
+`phylaw train --dry-run`, written to RUN/config.json and stored in every checkpoint;
+`config_from_dict` reads it back and refuses unknown keys, so a checkpoint from another version
+fails with one clear line.
 
-Derived quantities (the DiT's input size, the condition frames in the diffusion space, the
-per-rank micro-batch) are functions of the config, below the sections.
+The model's widths are resolved when the config is built: `model.depth`, `hidden_size` and
+`num_heads` left at 0 take the values of `model.size` (`models.dit.DIT_SIZES`), and setting
+`model.size` with `--set` brings that size's widths (set a width after it to change one).
+
+Derived quantities (the DiT's input size, the condition frames in the diffusion space) are
+functions of the config, below the sections.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from phylaw import PhylawError
 from phylaw.diffusion import PREDICTIONS, SCHEDULES
 from phylaw.models.autoencoder import latent_num_frames
 from phylaw.models.dit import DIT_SIZES, DiTConfig, dit_config
+from phylaw.train import config_core
+from phylaw.train.config_core import (
+    OptimConfig,
+    RunConfig,
+    config_diff,
+    config_to_dict,
+    json_ready,
+    micro_batch,
+    override,
+)
+from phylaw.train.config_core import choice as _choice
+from phylaw.train.config_core import positive as _positive
 
 __all__ = [
     "DataConfig",
@@ -38,6 +55,7 @@ __all__ = [
     "config_to_dict",
     "cond_frames_in_space",
     "frame_indices",
+    "json_ready",
     "micro_batch",
     "model_resolution",
     "network_config",
@@ -47,19 +65,7 @@ __all__ = [
 ]
 
 SAMPLERS = ("ddim", "dpmpp-2m", "ddpm")  # names of diffusion.samplers, for samples and eval
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 on CPU (measured)
 SPACES = ("pixel", "latent")
-LR_DECAYS = ("constant", "cosine")
-
-
-def _choice(value: str, valid: tuple[str, ...] | list[str], key: str) -> None:
-    if value not in valid:
-        raise PhylawError(f"invalid {key} {value!r}; choose one of: {', '.join(valid)}")
-
-
-def _positive(key: str, value: float, zero_ok: bool = False) -> None:
-    if value < 0 or (value == 0 and not zero_ok):
-        raise PhylawError(f"invalid {key} {value!r}: must be {'>= 0' if zero_ok else '> 0'}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -71,11 +77,14 @@ def _positive(key: str, value: float, zero_ok: bool = False) -> None:
 class ModelConfig:
     """The DiT's shape (`models.dit`); its input size follows from `data` and `space`."""
 
+    # setting `size` resets the widths, which then take the new size's values
+    LINKED: ClassVar[dict[str, tuple[str, ...]]] = {"size": ("depth", "hidden_size", "num_heads")}
+
     size: str = "DiT-S"  # a key of models.dit.DIT_SIZES: (depth, width, heads)
     patch_size: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw) spacetime patch, kernel = stride
-    depth: int = 0  # transformer blocks; 0: the size's
-    hidden_size: int = 0  # token width; 0: the size's
-    num_heads: int = 0  # attention heads; 0: the size's
+    depth: int = 0  # transformer blocks; 0: the size's (filled in when built)
+    hidden_size: int = 0  # token width; 0: the size's (filled in when built)
+    num_heads: int = 0  # attention heads; 0: the size's (filled in when built)
     mlp_ratio: float = 4.0  # MLP width / token width
     qk_norm: bool = True  # RMSNorm on q and k: steadier attention logits in bf16
     shared_adaln: bool = False  # adaLN-single (the paper's Table 1 accounting) vs adaLN-Zero
@@ -84,8 +93,11 @@ class ModelConfig:
         _choice(self.size, list(DIT_SIZES), "model.size")
         if len(self.patch_size) != 3 or min(self.patch_size) < 1:
             raise PhylawError(f"invalid model.patch_size {self.patch_size}: give pt,ph,pw >= 1")
-        for key in ("depth", "hidden_size", "num_heads"):
+        widths = dict(zip(("depth", "hidden_size", "num_heads"), DIT_SIZES[self.size], strict=True))
+        for key, size_value in widths.items():
             _positive(f"model.{key}", getattr(self, key), zero_ok=True)
+            if not getattr(self, key):  # resolve: the printed config shows the real widths
+                object.__setattr__(self, key, size_value)
         _positive("model.mlp_ratio", self.mlp_ratio)
 
 
@@ -93,7 +105,7 @@ class ModelConfig:
 class SpaceConfig:
     """Where diffusion runs: on pixels in [-1, 1], or on the latents of an autoencoder.
 
-    The latent path takes a `Codec` given to `train` (`loop.autoencoder_codec` wraps a
+    The latent path takes a `Codec` given to `train` (`generate.autoencoder_codec` wraps a
     `models.autoencoder.Autoencoder`). Time is compressed causally, as that autoencoder does:
     T frames -> 1 + ceil((T - 1) / temporal_factor) latent frames, the first encoding frame 0
     alone; the latent shape is (latent_channels, that, H / spatial_factor, W / spatial_factor).
@@ -161,76 +173,28 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    """AdamW with linear warmup, optional cosine decay, gradient clipping and an EMA."""
-
-    lr: float = 1e-4  # peak learning rate (paper: 1e-4)
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
-    eps: float = 1e-8  # AdamW epsilon
-    weight_decay: float = 0.0  # decoupled weight decay (DiT: 0)
-    warmup_steps: int = 1000  # linear warmup from 0 to lr
-    decay: str = "constant"  # after warmup: 'constant' or 'cosine' (to min_lr_ratio * lr)
-    min_lr_ratio: float = 0.1  # final lr / lr of the cosine decay
-    grad_clip: float = 1.0  # max global gradient norm; 0 = no clipping
-    ema_decay: float = 0.9999  # EMA of the weights, warmed up as min(d, (1 + n) / (10 + n))
-
-    def __post_init__(self) -> None:
-        _positive("optim.lr", self.lr)
-        _positive("optim.warmup_steps", self.warmup_steps, zero_ok=True)
-        _positive("optim.grad_clip", self.grad_clip, zero_ok=True)
-        _positive("optim.weight_decay", self.weight_decay, zero_ok=True)
-        _choice(self.decay, LR_DECAYS, "optim.decay")
-        if not 0 <= self.ema_decay < 1:
-            raise PhylawError(f"invalid optim.ema_decay {self.ema_decay}: must be in [0, 1)")
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise PhylawError(f"invalid optim.betas {self.betas}: give two values in [0, 1)")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Length, batch, numerics, logging and checkpoints. May change when a run resumes, except
-    `seed` and `batch_size`, which fix the data order and the noise."""
-
-    steps: int = 100_000  # optimizer steps (paper: 100K)
-    batch_size: int = 256  # global batch: all ranks and accumulation micro-steps (paper: 256)
-    grad_accum: int = 1  # micro-steps per optimizer step on each rank
-    seed: int = 0  # data order, noise, init: step k's batch is a function of (seed, k)
-    precision: str = "auto"  # 'auto' (bf16 autocast on CUDA, fp32 on CPU), 'bf16', 'fp32'
-    compile: bool = False  # torch.compile the network
-    device: str = "auto"  # 'auto' (cuda:LOCAL_RANK if present, else cpu), 'cpu', 'cuda'
-    threads: int = 0  # torch CPU threads; 0 = torch's default
-    log_every: int = 50  # steps between logged scalars (loss, lr, grad norm, samples/s)
-    ckpt_every: int = 1000  # steps between checkpoints (one is also written at the end)
-    keep_last: int = 3  # checkpoints kept
-    sample_every: int = 5000  # steps between sample GIFs; 0 = none
-    sample_count: int = 4  # videos per sample GIF
-    eval_every: int = 0  # steps between quick evaluations (data.eval_id/eval_ood); 0 = none
-    eval_videos: int = 64  # videos per evaluation split in a quick evaluation
-    # stop cleanly (with a checkpoint) after this much time, summed over resumes; the cosine
-    # learning rate then anneals over the budget as well as over `steps`; 0 = none
-    max_minutes: float = 0.0
-
-    def __post_init__(self) -> None:
-        for key in (
-            "steps",
-            "batch_size",
-            "grad_accum",
-            "log_every",
-            "ckpt_every",
-            "keep_last",
-            "eval_videos",
-        ):
-            _positive(f"run.{key}", getattr(self, key))
-        for key in ("threads", "sample_every", "sample_count", "eval_every", "max_minutes"):
-            _positive(f"run.{key}", getattr(self, key), zero_ok=True)
-        _choice(self.precision, PRECISIONS, "run.precision")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise PhylawError(f"invalid run.device {self.device!r}; use auto, cpu or cuda")
-
-
-@dataclass(frozen=True)
 class TrainConfig:
-    """One training run. See the sections' field comments for every default."""
+    """One training run of the DiT. See the sections' field comments for every default."""
+
+    # the keys that define a run: a run directory or checkpoint differing in them is another run
+    FIXED: ClassVar[tuple[str, ...]] = (
+        "model.",
+        "space.kind",
+        "space.latent_channels",
+        "space.temporal_factor",
+        "space.spatial_factor",
+        "diffusion.schedule",
+        "diffusion.num_steps",
+        "diffusion.zero_terminal_snr",
+        "diffusion.prediction",
+        "diffusion.cond_frames",
+        "data.resolution_px",
+        "data.downsample",
+        "data.frames",
+        "data.frame_stride",
+        "run.seed",
+        "run.batch_size",
+    )
 
     preset: str = ""  # the preset this config came from (a record, not used)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -297,170 +261,25 @@ def network_config(cfg: TrainConfig) -> DiTConfig:
     """The `DiTConfig` of the run: the named size with overrides, sized to the space."""
     m = cfg.model
     c, t, h, w = space_shape(cfg)
-    overrides: dict[str, Any] = dict(
+    return dit_config(
+        m.size,
         in_channels=c,
         input_size=(t, h, w),
         patch_size=tuple(m.patch_size),
         mlp_ratio=m.mlp_ratio,
         qk_norm=m.qk_norm,
         shared_adaln=m.shared_adaln,
+        depth=m.depth,
+        hidden_size=m.hidden_size,
+        num_heads=m.num_heads,
     )
-    for key in ("depth", "hidden_size", "num_heads"):
-        if getattr(m, key):
-            overrides[key] = getattr(m, key)
-    return dit_config(m.size, **overrides)
-
-
-def micro_batch(cfg: TrainConfig, world_size: int) -> int:
-    """Videos per rank per micro-step: batch_size / (world_size * grad_accum), exactly."""
-    parts = world_size * cfg.run.grad_accum
-    if cfg.run.batch_size % parts:
-        raise PhylawError(
-            f"run.batch_size {cfg.run.batch_size} is not divisible by {world_size} rank(s) x "
-            f"run.grad_accum {cfg.run.grad_accum}; pick a multiple of {parts}"
-        )
-    return cfg.run.batch_size // parts
-
-
-# ----------------------------------------------------------------------------------------------
-# Overrides, serialisation, comparison
-# ----------------------------------------------------------------------------------------------
-
-
-def _sections(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def valid_keys() -> list[str]:
-    """Every settable key, 'section.field' (and top-level 'preset')."""
-    keys = []
-    for f in fields(TrainConfig):
-        hint = _sections(TrainConfig)[f.name]
-        if is_dataclass(hint):
-            keys += [f"{f.name}.{g.name}" for g in fields(hint)]
-        else:
-            keys.append(f.name)
-    return keys
-
-
-def _parse(text: str, hint: Any, key: str) -> Any:
-    """Parse `text` as a value of type `hint` (int, float, bool, str, tuple[...])."""
-    origin = typing.get_origin(hint)
-    try:
-        if hint is bool:
-            low = text.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if hint is int:
-            value = float(text)
-            if value != int(value):
-                raise ValueError
-            return int(value)
-        if hint is float:
-            return float(text)
-        if hint is str:
-            return text
-        if origin is tuple:
-            parts = [p for p in text.strip().strip("()[]").replace(" ", "").split(",") if p]
-            args = typing.get_args(hint)
-            if len(parts) != len(args):
-                raise ValueError
-            return tuple(_parse(p, a, key) for p, a in zip(parts, args, strict=True))
-    except ValueError:
-        pass
-    expected = {bool: "true or false", int: "an integer", float: "a number"}.get(hint)
-    if origin is tuple:
-        n = len(typing.get_args(hint))
-        expected = f"{n} comma-separated values, e.g. {','.join(['1'] * n)}"
-    raise PhylawError(f"invalid value {text!r} for {key}: expected {expected or hint}")
-
-
-def override(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
-    """Apply 'section.field=value' assignments (as `--set`), each type-checked.
-
-    An unknown key or a value of the wrong type raises PhylawError listing what is valid.
-    """
-    for item in assignments:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise PhylawError(f"invalid --set {item!r}: write KEY=VALUE, e.g. optim.lr=3e-4")
-        section, _, name = key.partition(".")
-        hints = _sections(TrainConfig)
-        if section not in hints or (is_dataclass(hints[section]) != bool(name)):
-            raise PhylawError(f"unknown config key {key!r}; valid keys: {', '.join(valid_keys())}")
-        if not name:
-            cfg = replace(cfg, **{section: _parse(text, hints[section], key)})
-            continue
-        sub_hints = _sections(hints[section])
-        if name not in sub_hints:
-            valid = ", ".join(f"{section}.{n}" for n in sub_hints)
-            raise PhylawError(f"unknown config key {key!r}; valid keys of {section}: {valid}")
-        value = _parse(text, sub_hints[name], key)
-        cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{name: value})})
-    return cfg
-
-
-def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """The config as plain JSON-able data (tuples become lists)."""
-    return json_ready(dataclasses.asdict(cfg))
-
-
-def json_ready(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_ready(v) for v in obj]
-    return obj
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise PhylawError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = _sections(cls)
-    unknown = set(data) - set(hints)
-    if unknown:
-        raise PhylawError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (written by another version?)"
-        )
-    kwargs = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{where}.{name}")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            kwargs[name] = tuple(value)
-        elif (
-            isinstance(hint, type)
-            and not isinstance(value, hint)
-            and not (hint is float and isinstance(value, int) and not isinstance(value, bool))
-        ):
-            raise PhylawError(f"{where}.{name}: expected {hint.__name__}, got {value!r}")
-        else:
-            kwargs[name] = float(value) if hint is float else value
-    return cls(**kwargs)
+    """Every settable key of a `TrainConfig`, 'section.field' (and top-level 'preset')."""
+    return config_core.valid_keys(TrainConfig)
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> TrainConfig:
     """Inverse of `config_to_dict`; refuses unknown keys and wrong types with one line."""
-    return _build(TrainConfig, data, where)
-
-
-def config_diff(
-    a: TrainConfig, b: TrainConfig, sections: tuple[str, ...] | None = None
-) -> list[str]:
-    """'key: a -> b' for every field that differs (only in `sections` when given)."""
-    da, db = config_to_dict(a), config_to_dict(b)
-    out = []
-    for section in da:
-        if sections is not None and section not in sections:
-            continue
-        va, vb = da[section], db[section]
-        if isinstance(va, dict):
-            out += [f"{section}.{k}: {va[k]!r} -> {vb[k]!r}" for k in va if va[k] != vb[k]]
-        elif va != vb:
-            out.append(f"{section}: {va!r} -> {vb!r}")
-    return out
+    return config_core.dict_to_config(TrainConfig, data, where)

@@ -23,7 +23,8 @@ file system all nodes see. Rank 0 alone writes checkpoints, logs, samples and ev
 the others wait at a barrier. The global batch (`run.batch_size`) is split over ranks and
 accumulation micro-steps, so a run's batches do not depend on the number of GPUs: global
 batch k is a pure function of (seed, k) (`step_rows`), of which rank r takes the r-th
-contiguous share, one slice per micro-step (`rank_batches`).
+contiguous share, one slice per micro-step (`rank_batches`); its noise comes from a generator
+seeded by (seed, k) (`step_generator`), drawn for the global batch and sliced the same way.
 """
 
 from __future__ import annotations
@@ -32,13 +33,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from phylaw import PhylawError
-from phylaw.train.config import TrainConfig, micro_batch
+from phylaw.train.config_core import micro_batch
 
 __all__ = [
     "Dist",
@@ -49,6 +51,7 @@ __all__ = [
     "is_torchrun",
     "rank_batches",
     "shutdown",
+    "step_generator",
     "step_rows",
 ]
 
@@ -140,8 +143,15 @@ def all_reduce_max(d: Dist, *values: float) -> list[float]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Data order: which rows each rank trains on at step k
+# Data order and noise: what each rank trains on at step k
 # ----------------------------------------------------------------------------------------------
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator of step `step`'s random draws (noise, timesteps, clip offsets) for the
+    whole global batch, of which each rank takes its slice: seeded by (seed, step) alone."""
+    mixed = int(np.random.SeedSequence([seed, step, 0x6E6F697365]).generate_state(1, np.uint64)[0])
+    return torch.Generator(device).manual_seed(mixed)
 
 
 @lru_cache(maxsize=4)
@@ -161,8 +171,9 @@ def step_rows(seed: int, step: int, batch_size: int, num_rows: int) -> np.ndarra
     return out
 
 
-def rank_batches(cfg: TrainConfig, d: Dist, start_step: int, num_rows: int) -> Iterator[np.ndarray]:
-    """This rank's micro-batches, step after step from `start_step` to `run.steps`."""
+def rank_batches(cfg: Any, d: Dist, start_step: int, num_rows: int) -> Iterator[np.ndarray]:
+    """This rank's micro-batches, step after step from `start_step` to `run.steps` (`cfg`: any
+    training config; its `run` section sets seed, batch and accumulation)."""
     b, accum = micro_batch(cfg, d.world_size), cfg.run.grad_accum
     for step in range(start_step, cfg.run.steps):
         rows = step_rows(cfg.run.seed, step, cfg.run.batch_size, num_rows)

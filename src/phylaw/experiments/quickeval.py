@@ -1,5 +1,7 @@
 """Quick evaluation during training: the EMA model's velocity errors on a few ID and OOD videos.
 
+It lives above `train` (which never imports `eval`): `phylaw train` and the experiments' train
+stages build it with `quick_evaluator(cfg)` and hand it to `train.train(..., evaluator=...)`.
 Every `run.eval_every` steps the training loop hands a `Continuation` to `QuickEval`, which
 continues `run.eval_videos` fixed videos of each evaluation split (`data.eval_id`,
 `data.eval_ood`; rows spread evenly over the split, so every OOD level is sampled), parses them
@@ -25,7 +27,7 @@ from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
 from phylaw.train.config import TrainConfig, frame_indices
 
-__all__ = ["QuickEval", "HEADLINE", "PER_FRAME"]
+__all__ = ["QuickEval", "HEADLINE", "PER_FRAME", "quick_evaluator"]
 
 HEADLINE, PER_FRAME = "velocity_error_mean", "velocity_error"
 
@@ -72,3 +74,11 @@ class QuickEval:
         if "id" in self.splits and "ood" in self.splits:
             out["ood_over_id"] = out[f"ood/{HEADLINE}"] / out[f"id/{HEADLINE}"]
         return out
+
+
+def quick_evaluator(cfg: TrainConfig) -> QuickEval | None:
+    """The evaluator `train` should be given for `cfg`: a `QuickEval` when `run.eval_every` is
+    set and an evaluation split is named (`data.eval_id`, `data.eval_ood`), else None."""
+    if not cfg.run.eval_every:
+        return None
+    return QuickEval(cfg) or None

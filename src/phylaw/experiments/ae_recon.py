@@ -3,7 +3,9 @@
 The velocity error of reconstructed ground-truth videos beside the parse floor (the error of
 the ground-truth videos themselves under the same parser; the paper's "Ground Truth Error").
 The paper's ratio recon / floor is 1.06 for its VAE. ``error`` is the headline
-``velocity_error_mean`` (|mean parsed v - v|), ``per_frame_error`` the paper's e.
+``velocity_error_mean`` (|mean parsed v - v|), ``per_frame_error`` the paper's e. The
+`autoencoder_recon` experiment runs it per scenario (its ``ae-recon`` stages); it lives above
+`train` because it scores with `eval`.
 """
 
 from __future__ import annotations
@@ -11,26 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from phylaw.data.dataset import VideoDataset
 from phylaw.eval.physics import VideoMetrics, evaluate_videos
-from phylaw.models.autoencoder import crop_frames, pad_frames
 from phylaw.render.geometry import PixelGrid
-from phylaw.train.ae import load_autoencoder, to_model_video
+from phylaw.train.ae import load_autoencoder, reconstruct
 
-__all__ = ["measure", "reconstruct"]
-
-
-@torch.no_grad()
-def reconstruct(ae, video: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> reconstructed uint8 [B, T, H, W, 3] (posterior mean)."""
-    x = to_model_video(video)
-    t = x.shape[2]
-    z = ae.encode(pad_frames(x, ae.cfg.temporal_factor)).mean
-    y = crop_frames(ae.decode(z), t)
-    y = ((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return y.permute(0, 2, 3, 4, 1)
+__all__ = ["measure"]
 
 
 def measure(run: Path, eval_dir: Path, resolution: int, batch: int = 8) -> dict:

@@ -1,0 +1,164 @@
+"""The DiT's training task: frame-conditioned video diffusion (Sec. 3.1, Appendix A.2, eq. 2).
+
+What the training loop (`train.loop`) asks of a task, for the DiT:
+
+* data: the split `data.train` at `data.resolution_px`, long enough for the clip
+  (`data.frames` every `data.frame_stride`);
+* draws of step k: timesteps and noise for the whole global batch, from the generator of
+  (seed, k) (`distributed.step_generator`);
+* batch: uint8 videos -> [-1, 1], the clip's frames, area-averaged by `data.downsample`, then
+  `codec.encode` (identity in pixel space; the autoencoder's encoder in latent space) and the
+  frame condition (`generate.frame_condition`);
+* loss: `diffusion.training_loss` of the denoiser, masked to the generated frames;
+* samples: ground truth | continuation GIFs of fixed videos of each split (EMA weights);
+* predictor: a `generate.Continuation` of the EMA network, what an evaluator is handed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from phylaw import PhylawError
+from phylaw.data.dataset import VideoDataset
+from phylaw.data.info import side_by_side
+from phylaw.data.store import open_store
+from phylaw.diffusion import frame_mask, make_schedule, sample_timesteps, training_loss
+from phylaw.models.dit import DiT, DiTConfig
+from phylaw.train.config import (
+    TrainConfig,
+    frame_indices,
+    micro_batch,
+    network_config,
+    space_shape,
+)
+from phylaw.train.distributed import Dist, step_generator
+from phylaw.train.generate import (
+    Codec,
+    Continuation,
+    codec_for,
+    frame_condition,
+    prepare_video,
+)
+
+__all__ = ["DiffusionTask"]
+
+
+class DiffusionTask:
+    """The DiT diffusion task of a `TrainConfig` (see the module docstring).
+
+    codec: the latent path's `Codec` (None: `codec_for(cfg)`, i.e. the identity in pixel space
+    and the autoencoder run `space.autoencoder` in latent space).
+    """
+
+    def __init__(self, cfg: TrainConfig, codec: Codec | None = None) -> None:
+        self.cfg = cfg
+        self.codec = codec or codec_for(cfg)
+        d = cfg.diffusion
+        self.schedule = make_schedule(d.schedule, d.num_steps, d.zero_terminal_snr)
+        self.shape = space_shape(cfg)
+        self.network: DiTConfig = network_config(cfg)
+        self.device, self.micro_batch = torch.device("cpu"), cfg.run.batch_size
+        self._sample_videos: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    # ---- setup
+    def dataset(self) -> VideoDataset:
+        """The training split, checked to hold the clip's frames."""
+        cfg = self.cfg
+        if not cfg.data.train:
+            raise PhylawError("no training split: give --data DIR (built with 'phylaw data build')")
+        dataset = VideoDataset(open_store(cfg.data.train), cfg.data.resolution_px)
+        have, need = dataset.store.manifest["num_frames"], frame_indices(cfg)[-1] + 1
+        if have < need:
+            raise PhylawError(
+                f"{cfg.data.train} has {have} frames per video; data.frames x data.frame_stride "
+                f"needs {need}"
+            )
+        return dataset
+
+    def build(self, d: Dist) -> tuple[nn.Module, DiTConfig]:
+        """The DiT on this rank's device (the loop seeds torch first), and its shape."""
+        self.device, self.micro_batch = d.device, micro_batch(self.cfg, d.world_size)
+        model = DiT(self.network).to(d.device)
+        if self.codec.module is not None:
+            self.codec.module.to(d.device)
+        return model, self.network
+
+    def summary(self) -> str:
+        """What the start line says besides the parameter count."""
+        return f"{self.network.num_tokens} tokens"
+
+    # ---- one step
+    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Timesteps [B] and noise [B, C, T, H, W] of global batch `step`."""
+        gen = step_generator(self.cfg.run.seed, step, device)
+        batch = self.cfg.run.batch_size
+        t_all = sample_timesteps(batch, self.schedule, gen, device)
+        noise_all = torch.randn((batch, *self.shape), generator=gen, device=device)
+        return t_all, noise_all
+
+    def batch(self, videos: torch.Tensor, draw: Any, part: slice) -> tuple:
+        """uint8 videos [b, T, H, W, 3] -> (x0 in the diffusion space, condition, t, noise)."""
+        x = prepare_video(videos, self.cfg, self.device)
+        z0 = self.codec.encode(x)
+        cond = frame_condition(self.codec, self.cfg, x, z0)
+        if tuple(z0.shape[1:]) != self.shape or cond.mask.shape[2:] != z0.shape[2:]:
+            raise PhylawError(
+                f"the codec encodes to {tuple(z0.shape[1:])}, the config expects {self.shape} "
+                "(space.*)"
+            )
+        t_all, noise_all = draw
+        return z0, cond, t_all[part], noise_all[part]
+
+    def loss(self, net: nn.Module, inputs: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+        """The frame-masked diffusion loss of one micro-batch (eq. 2)."""
+        z0, cond, t, noise = inputs
+
+        def denoiser(x: torch.Tensor, t: torch.Tensor, c: Any) -> torch.Tensor:
+            return net(x, t, c.video, c.mask)
+
+        prediction = self.cfg.diffusion.prediction
+        mask = frame_mask(cond.mask)
+        return training_loss(denoiser, z0, cond, t, noise, self.schedule, prediction, mask), {}
+
+    def before_checkpoint(self, model: nn.Module, ema: nn.Module) -> None:
+        """Nothing to refresh before a DiT checkpoint."""
+
+    # ---- what the EMA network produces
+    def predictor(self, ema: nn.Module) -> Continuation:
+        """A `Continuation` of the EMA network: what an evaluator is handed."""
+        return Continuation(
+            ema, self.cfg, self.codec, device=self.device, batch_size=max(self.micro_batch, 4)
+        )
+
+    def samples(self, ema: nn.Module) -> dict[str, np.ndarray]:
+        """Ground truth | continuation panels [T, H', W', 3] of fixed videos of each split."""
+        if self._sample_videos is None:
+            self._sample_videos = self._pick_sample_videos()
+        continuation = self.predictor(ema)
+        out = {}
+        for tag, (ids, videos) in self._sample_videos.items():
+            generated = continuation(videos, seeds=ids)
+            out[tag] = side_by_side(videos[:, frame_indices(self.cfg)], generated)
+        return out
+
+    def _pick_sample_videos(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Fixed (ids, uint8 videos) per available split for the sample GIFs."""
+        cfg, out = self.cfg, {}
+        splits = {
+            "train": cfg.data.train,
+            "eval_id": cfg.data.eval_id,
+            "eval_ood": cfg.data.eval_ood,
+        }
+        for tag, root in splits.items():
+            if not root:
+                continue
+            ds = VideoDataset(root, cfg.data.resolution_px)
+            n = min(cfg.run.sample_count, len(ds))
+            rows = np.sort(np.random.default_rng([cfg.run.seed, 7]).permutation(len(ds))[:n])
+            batch = ds.render_rows(ds.rows[rows])
+            out[tag] = (batch["index"].numpy(), batch["video"].numpy())
+        return out
