@@ -3,8 +3,8 @@
 For every checkpoint of a run (EMA weights), continues fixed ID and OOD evaluation videos with
 the run's sampler (`experiments.quickeval.QuickEval`: videos spread evenly over each split, so every
 OOD level is sampled) and prints, per checkpoint: step, training minutes (from the checkpoint's
-state, excluding this evaluation), the headline |mean parsed vx - true vx| and the per-frame e,
-ID and OOD, the fraction of videos scored, and OOD / ID.
+state, excluding this evaluation), |mean parsed vx - true vx| (the authors' metric) and e,
+ID and OOD, the tracked share of ball-samples, and OOD / ID (on e).
 
     # evaluate an existing run (its data.eval_id / data.eval_ood, or --eval-id/--eval-ood)
     python benchmarks/bench_cpu_training.py --run runs/u --videos 128
@@ -51,8 +51,8 @@ def curve(run: Path, videos: int, eval_id: str | None, eval_ood: str | None) -> 
         print(
             f"| {step} | {minutes:.1f} | {scores['id/velocity_error_mean']:.3f} | "
             f"{scores['id/velocity_error']:.3f} | {scores['ood/velocity_error_mean']:.3f} | "
-            f"{scores['ood/velocity_error']:.3f} | {scores['id/scored']:.2f} / "
-            f"{scores['ood/scored']:.2f} | {scores['ood_over_id']:.1f}x | "
+            f"{scores['ood/velocity_error']:.3f} | {scores['id/tracked']:.2f} / "
+            f"{scores['ood/tracked']:.2f} | {scores['ood_over_id']:.1f}x | "
             f"{time.perf_counter() - t0:.0f} s |",
             flush=True,
         )
@@ -91,7 +91,7 @@ def main() -> None:
     if run is None:
         ap.error("give --run DIR or --train")
     print(
-        "| step | train min | ID headline | ID e | OOD headline | OOD e | scored ID / OOD "
+        "| step | train min | ID mean-v | ID e | OOD mean-v | OOD e | tracked ID / OOD "
         "| OOD / ID | eval time |"
     )
     print("|---|---|---|---|---|---|---|---|---|")

@@ -19,12 +19,13 @@ from phylaw.data.build import (
     shard_ranges,
 )
 from phylaw.data.spaces import (
+    ID_MIN_GRID_DISTANCE,
     LEVELS,
     OOD_LEVELS,
     RANGES,
     candidate_params,
     grid_axes,
-    on_grid,
+    grid_distance,
     resolve_split,
 )
 from phylaw.data.store import open_store
@@ -33,12 +34,22 @@ SCENARIOS = ("uniform", "collision", "parabola")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_eval_id_shares_no_point_with_any_training_grid(scenario):
+def test_eval_id_points_keep_a_quarter_spacing_from_every_training_grid(scenario):
+    """No ID evaluation video is (nearly) a training video of any size level: in grid spacings
+    (max over parameters), every point is >= ID_MIN_GRID_DISTANCE = 0.25 from the nearest
+    training point; a training point itself is at 0 and a cell centre at 0.5."""
     spec = resolve_split(scenario, "eval-id", None, 0)
     params, _ = candidate_params(spec, 0, spec.count)
     ranges = RANGES["code"][scenario]
+    assert ID_MIN_GRID_DISTANCE == 0.25
     for level in LEVELS[scenario]:
-        assert not on_grid(grid_axes(scenario, level, ranges), params).any()
+        axes = grid_axes(scenario, level, ranges)
+        assert grid_distance(axes, params).min() >= ID_MIN_GRID_DISTANCE
+        on = np.stack([a[[0, len(a) // 2, -1]] for a in axes], -1)  # three training points
+        assert np.allclose(grid_distance(axes, on), 0)
+        if scenario != "parabola":  # linspace grids: halfway between neighbours is 0.5 away
+            mid = np.stack([(a[:1] + a[1:2]) / 2 for a in axes], -1)
+            assert np.allclose(grid_distance(axes, mid), 0.5)
     for p, name in enumerate(spec.param_names):
         lo, hi = ranges.id_interval(name)
         assert params[:, p].min() >= lo and params[:, p].max() <= hi

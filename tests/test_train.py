@@ -465,7 +465,7 @@ def test_quick_evaluation_scores_the_oracle_at_the_floor_and_a_frozen_ball_at_it
     )
     quick = QuickEval(cfg)
     oracle = quick(_Oracle(cfg), 0)
-    assert oracle["id/scored"] == 1.0 and oracle["id/velocity_error_mean"] < 0.01
+    assert oracle["id/tracked"] == 1.0 and oracle["id/velocity_error_mean"] < 0.01
     frozen = quick(_Oracle(cfg, frozen=True), 0)
     store, rows = quick.splits["ood"]
     speed = np.abs(store.get(rows).params[:, 1]).mean()  # params: (radius, velocity)
