@@ -233,6 +233,8 @@ def _assemble(store, source, parts, failures, cfg: EvalConfig, pool) -> EvalResu
         num_cond_frames=cfg.num_cond_frames,
         frame_indices=None if cfg.frames is None else list(cfg.frames),
         resolution=int(max(p[3] for p in parts)[1]),
+        level_candidates=store.manifest.get("level_candidates"),
+        level_kept=store.manifest.get("level_counts"),
     )
     if cfg.floor:
         codec = isinstance(source, FolderSource) and any(
@@ -297,7 +299,7 @@ def format_table(summary: dict) -> str:
     scored, tracked ball-samples), e with its interval, the authors' |mean v - v|, the floor's
     e and tracking, and the abnormal rate."""
     floor = summary.get("floor", {})
-    groups = [("all", summary["overall"], floor.get("overall"))]
+    groups = [("overall", summary["overall"], floor.get("overall"))]
     groups += [
         (name, g, floor.get("levels", {}).get(name)) for name, g in summary["levels"].items()
     ]
@@ -315,12 +317,20 @@ def format_table(summary: dict) -> str:
     ]
     for name, g, fl in groups:
         m = g["metrics"]
+        abnormal = m.get("abnormal", {}).get("mean")
         lines.append(
             f"{name:<8} {g['videos']:>6} {g.get('scored', '-'):>6} {_tracked(g):>8}  "
             f"{_cell(m.get('velocity_error')):<29} "
             f"{_cell(m.get('velocity_error_mean'), ci=False):<12} "
             f"{_cell((fl or {}).get('metrics', {}).get('velocity_error'), ci=False):<8} "
-            f"{_tracked(fl):>8} {_cell(m.get('abnormal'), 100, ci=False):>7}%"
+            f"{_tracked(fl):>8} {'-' if abnormal is None else f'{100 * abnormal:.1f}%':>8}"
+        )
+    drawn, kept = summary.get("level_candidates") or {}, summary.get("level_kept") or {}
+    if any(kept.get(k, n) < n for k, n in drawn.items()):
+        lines.append(
+            "the split's placement rule kept per level: "
+            + ", ".join(f"{k} {kept[k]} of {drawn[k]}" for k in summary["levels"] if k in drawn)
+            + " drawn ('phylaw data info' shows which parameters it favours)"
         )
     lines.append(
         "e: per-frame velocity error over the generated frames, a ball not found (or found "

@@ -127,6 +127,24 @@ def showcase(label: str, sample_dir: Path, eval_dir: Path, data_dir: Path, count
     return animations, velocity_figure(cases[:4], cond=cond)
 
 
+def _placement_note(methods: dict[str, dict[str, dict]]) -> str:
+    """' Placement kept ...' when the evaluation splits lost candidates to the placement rule
+    (collision): the OOD levels then differ in size and in which cases they hold."""
+    notes = []
+    for split, summary in next(iter(methods.values())).items():
+        drawn, kept = summary.get("level_candidates") or {}, summary.get("level_kept") or {}
+        if any(kept.get(k, n) < n for k, n in drawn.items()):
+            counts = ", ".join(f"{k} {kept[k]} of {n}" for k, n in drawn.items())
+            notes.append(f"{split.upper()}: {counts}")
+    if not notes:
+        return ""
+    return (
+        " The placement rule kept, per level, " + "; ".join(notes) + " drawn candidates (most "
+        "drops at high speed and radius; build with --oversample for equal levels, and see "
+        "'phylaw data info' for which cases each level then favours)."
+    )
+
+
 def environment() -> str:
     """Machine and library versions, for the report's last section."""
     import torch
@@ -168,7 +186,7 @@ def write_plan_report(plan: Plan, out: Path, paths: dict[str, Path]) -> Path:
         first = len(report.tables)
         for metric, title in METRIC_TITLES:
             report.tables.append(headline_table(group, metric, title + suffix))
-        report.tables[first].note = TABLE_NOTE
+        report.tables[first].note = TABLE_NOTE + _placement_note(group)
         for metric, label in ((PER_FRAME, "e (world units/s)"), (MEAN_GAP, "|mean v - v|")):
             report.figures.append(
                 (
