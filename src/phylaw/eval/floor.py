@@ -86,7 +86,7 @@ def store_colours(store: Store) -> tuple[Colour, ...]:
     return tuple(Colour(int(c)) for c in store.manifest["bodies"]["colour"])
 
 
-def _score(store: Store, rows: np.ndarray, spec: FloorSpec) -> tuple[VideoMetrics, np.ndarray]:
+def score_floor(store: Store, rows: np.ndarray, spec: FloorSpec) -> tuple[VideoMetrics, np.ndarray]:
     """Render, (encode and decode,) parse and score the ground truth of ``rows``."""
     grid = PixelGrid.square(int(spec.resolution))
     truth = store.trajectory(rows)
@@ -126,11 +126,11 @@ def floor_metrics(
     *,
     batch: int = BATCH,
     cache: bool = True,
-    map_fn: Callable = map,
+    run_batches: Callable | None = None,
 ) -> tuple[VideoMetrics, np.ndarray]:
     """Per-video floor metrics and flag matrix [len(rows), len(FLAGS)] of the ground truth of
-    ``rows`` (in that order), from the cache where possible. ``map_fn(fn, batches)`` may run
-    the batches in parallel (e.g. a thread pool's ``map``)."""
+    ``rows`` (in that order), from the cache where possible. ``run_batches(batches, spec)`` may
+    score the batches of rows (``score_floor`` each) in parallel; default: one after another."""
     rows = np.asarray(rows, dtype=np.int64)
     if batch < 1:
         raise PhylawError(f"floor: batch must be >= 1, got {batch}")
@@ -140,7 +140,10 @@ def floor_metrics(
     todo = np.setdiff1d(rows, known)
     parts = [(have[1], have[2])] if have is not None else []
     batches = [todo[i : i + batch] for i in range(0, len(todo), batch)]
-    parts += list(map_fn(lambda r: _score(store, r, spec), batches))
+    if run_batches is None:
+        parts += [score_floor(store, r, spec) for r in batches]
+    else:
+        parts += list(run_batches(batches, spec))
     all_rows = np.concatenate([known, todo])
     metrics = VideoMetrics.concat([m for m, _ in parts])
     flags = np.concatenate([f for _, f in parts]) if parts else np.zeros((0, len(FLAGS)), bool)
@@ -170,7 +173,7 @@ def parse_floor(
     seed: int = 0,
     confidence: float = CONFIDENCE,
     cache: bool = True,
-    map_fn: Callable = map,
+    run_batches: Callable | None = None,
 ) -> tuple[VideoMetrics, dict]:
     """Render, (encode and decode,) parse and score the ground truth of ``store``.
 
@@ -194,7 +197,9 @@ def parse_floor(
         int(num_cond_frames),
         int(crf),
     )
-    metrics, flags = floor_metrics(store, rows, spec, batch=batch, cache=cache, map_fn=map_fn)
+    metrics, flags = floor_metrics(
+        store, rows, spec, batch=batch, cache=cache, run_batches=run_batches
+    )
     metrics = metrics.with_values({"abnormal": flags.any(1).astype(np.float64)})
     levels = store.column("level")[rows]
     summary = aggregate(

@@ -60,7 +60,6 @@ MIN_AREA_PX = 1.0  # soft pixel area below which an object is missing
 MIN_BLOB_PX = 4.0  # pixels a blob needs to count ...
 BLOB_REL = 0.2  # ... and this fraction of the frame's largest blob of the colour (codec specks)
 CHUNK_PX = 1 << 21  # pixels parsed at once (6 MB of RGB): bounds the temporaries
-MOMENTS = scan.ORDERS  # (p, q) of ``ParsedStates.moments``' last axis
 
 
 @dataclass(frozen=True)
@@ -73,10 +72,10 @@ class ParsedStates:
     membership to locate the object; ``in_view`` [B, T, K] visible and no membership on the
     outermost pixel rows and columns; ``count`` [B, T, K] int blobs of the colour (a blob: >=
     ``MIN_BLOB_PX`` pixels of membership >= 1/2 and >= ``BLOB_REL`` of the largest);
-    ``moments`` [B, T, K, 15] float64 central moments mu_pq (``MOMENTS``, p + q <= 4, pixel
-    units, mass in pixels) of the solid part of the object (``eval.scan.moments``), NaN where
-    missing; ``foreign_px`` [B, T] int pixels of the ``foreign`` table after a one-pixel erosion
-    (None when not asked).
+    ``moments`` [B, T, K, M] float64 central moments mu_pq (``moment_orders``: p + q <= 2, or
+    4 when parsed with ``moments_order=4``; pixel units, mass in pixels) of the solid part of
+    the object (``eval.scan.moments``), NaN where missing; ``foreign_px`` [B, T] int pixels of
+    the ``foreign`` table after a one-pixel erosion (None when not asked).
     """
 
     colours: tuple[Colour, ...]
@@ -89,6 +88,7 @@ class ParsedStates:
     count: np.ndarray
     moments: np.ndarray
     foreign_px: np.ndarray | None = None
+    moment_orders: tuple[tuple[int, int], ...] = scan.orders(2)
 
     @property
     def batch_size(self) -> int:
@@ -100,7 +100,11 @@ class ParsedStates:
 
     def moment(self, p: int, q: int) -> np.ndarray:
         """mu_pq [B, T, K] (column power p, row power q), pixel units."""
-        return self.moments[..., MOMENTS.index((p, q))]
+        if (p, q) not in self.moment_orders:
+            raise PhylawError(
+                f"moment mu_{p}{q} was not measured; parse with moments_order={p + q}"
+            )
+        return self.moments[..., self.moment_orders.index((p, q))]
 
     def shape_descriptor(self) -> np.ndarray:
         """Normalised second moments ``D = 4 pi cov / area``, [B, T, K, 3] = (Dxx, Dyy,
@@ -122,7 +126,9 @@ class ParsedStates:
             for k in ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
         }
         foreign = None if self.foreign_px is None else self.foreign_px[idx]
-        return ParsedStates(self.colours, self.grid, foreign_px=foreign, **arrays)
+        return ParsedStates(
+            self.colours, self.grid, foreign_px=foreign, moment_orders=self.moment_orders, **arrays
+        )
 
 
 # ------------------------------------------------------------------------- membership tables
@@ -172,6 +178,14 @@ def membership_tables(
     return out.reshape(len(colours), -1)
 
 
+@functools.lru_cache(maxsize=4)
+def solid_tables(colours: tuple[Colour, ...], distractors: tuple[Colour, ...] = ()) -> np.ndarray:
+    """``membership_tables`` with the weights below ``scan.SOLID`` set to 0: the weights of the
+    moments, uint16 [K, 2**24]."""
+    tables = membership_tables(colours, distractors)
+    return np.where(tables >= int(np.ceil(scan.SOLID * scan.SCALE)), tables, 0).astype(np.uint16)
+
+
 def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> int:
     """Bits k such that a pixel whose channels are all >= 256 - 2**k weighs 0 for every colour.
 
@@ -189,10 +203,17 @@ def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> i
 
 # ------------------------------------------------------------------------------------ parsing
 def _parse_chunk(
-    frames: np.ndarray, tables: np.ndarray, width: int, scanner: scan.Scanner, foreign
+    frames: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray],
+    width: int,
+    scanner: scan.Scanner,
+    foreign,
+    order: int,
 ) -> dict[str, np.ndarray]:
     """Per-frame results of one chunk ``frames`` uint8 [F, H, Wp, 3] (Wp % 8 == 0, white
-    beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, 15], foreign [F]."""
+    beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, M], foreign [F].
+    ``tables``: the membership tables and their solid parts (``solid_tables``)."""
+    tables, solids = tables
     f, h, wp, _ = frames.shape
     k = len(tables)
     groups, codes = scanner.groups(frames.reshape(-1))
@@ -200,7 +221,7 @@ def _parse_chunk(
     out = {
         "sums": np.zeros((f, k, 4)),
         "count": np.zeros((f, k), dtype=np.int64),
-        "moments": np.full((f, k, len(MOMENTS)), np.nan),
+        "moments": np.full((f, k, len(scan.orders(order))), np.nan),
     }
     for i, table in enumerate(tables):
         weight = table.take(codes)  # [8, n] uint16
@@ -211,7 +232,8 @@ def _parse_chunk(
         with np.errstate(divide="ignore", invalid="ignore"):
             centre = np.where((area >= MIN_AREA_PX)[:, None], (s[1:3] / s[:1]).T, np.nan)
         radius = np.sqrt(area / np.pi)
-        out["moments"][:, i] = scan.moments(chunk, wf, centre, radius).T
+        solid = solids[i].take(codes).astype(np.float32)
+        out["moments"][:, i] = scan.moments(chunk, solid, centre, radius, order).T
         out["count"][:, i] = scan.blobs(chunk, weight, MIN_BLOB_PX, BLOB_REL)[0]
     if foreign is not None:
         out["foreign"] = scan.eroded(chunk, foreign.take(codes))
@@ -246,6 +268,7 @@ def parse_videos(
     *,
     distractors: Sequence[Colour] = (),
     foreign: np.ndarray | None = None,
+    moments_order: int = 2,
 ) -> ParsedStates:
     """Parse the position, size, blob count and moments of one body per colour in every frame.
 
@@ -254,20 +277,25 @@ def parse_videos(
     drawn on (default: the world square over W x H pixels); ``distractors``: other colours
     drawn in the videos, which compete for pixels but are not tracked; ``foreign``: optional
     bool table [2**24] indexed like ``membership_tables`` of colours to count (after a
-    one-pixel erosion) as ``foreign_px``. Returns ``ParsedStates`` [B, T, K].
+    one-pixel erosion) as ``foreign_px``; ``moments_order``: the highest order of the moments
+    measured (2: covariance, what the flags need; 4: also the fourth moments that tell a disc
+    from a square). Returns ``ParsedStates`` [B, T, K].
     """
+    if moments_order not in (2, 3, 4):
+        raise PhylawError(f"parse_videos: moments_order must be 2, 3 or 4, got {moments_order}")
     videos = np.asarray(videos)
     grid = _check(videos, colours, grid)
     colours = tuple(Colour(int(c)) for c in colours)
     b, t, h, w, _ = videos.shape
     k = len(colours)
-    tables = membership_tables(colours, tuple(Colour(int(c)) for c in distractors))
+    others = tuple(Colour(int(c)) for c in distractors)
+    tables = (membership_tables(colours, others), solid_tables(colours, others))
     wp = -(-w // scan.GROUP) * scan.GROUP
     step = max(1, CHUNK_PX // max(1, t * h * wp))  # videos per chunk
     res = {
         "sums": np.zeros((b, t, k, 4)),
         "count": np.zeros((b, t, k), dtype=np.int64),
-        "moments": np.zeros((b, t, k, len(MOMENTS))),
+        "moments": np.zeros((b, t, k, len(scan.orders(moments_order)))),
     }
     if foreign is not None:
         res["foreign"] = np.zeros((b, t), dtype=np.int64)
@@ -282,13 +310,13 @@ def parse_videos(
             pad[..., :w, :] = chunk
             chunk = pad
         frames = np.ascontiguousarray(chunk).reshape(n * t, h, wp, 3)
-        part = _parse_chunk(frames, tables, w, scanner, foreign)
+        part = _parse_chunk(frames, tables, w, scanner, foreign, moments_order)
         for key, value in part.items():
             res[key][v0 : v0 + n] = value.reshape(n, t, *value.shape[1:])
-    return _states(res, colours, grid)
+    return _states(res, colours, grid, scan.orders(moments_order))
 
 
-def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid) -> ParsedStates:
+def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid, pq) -> ParsedStates:
     """Positions, sizes and flags from the per-frame results of ``_parse_chunk``."""
     sums = res["sums"]
     area = sums[..., 0] / scan.SCALE
@@ -304,7 +332,7 @@ def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid) -> ParsedSt
     moments[~visible] = np.nan
     return ParsedStates(
         colours, grid, pos, size, area, visible, in_view, res["count"], moments,
-        res.get("foreign"),
+        res.get("foreign"), pq,
     )  # fmt: skip
 
 

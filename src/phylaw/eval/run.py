@@ -18,16 +18,18 @@ Bad videos never stop the run: each becomes a failure and the rest is scored. Th
 frames and the split frames the videos hold come from the videos' own record (``sources``)
 unless given; a given value that contradicts the record is an error.
 
-Speed (``benchmarks/bench_eval.py``): batches of videos are read and scored in ``workers``
-threads (numpy releases the interpreter lock in the heavy steps; mp4 decoding is one thread
-per video), and the floor comes from its cache beside the split (``floor``).
+Speed (``benchmarks/bench_eval_e2e.py``): batches of videos are read and scored in ``workers``
+processes forked once the lookup tables are built (they share them; a thread pool gained
+nothing, the many small numpy steps hold the interpreter lock; mp4 decoding is one thread per
+video), and the floor comes from its cache beside the split (``floor``).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,10 +39,15 @@ from tqdm.auto import tqdm
 from phylaw import PhylawError
 from phylaw.data.store import Store, atomic_write_bytes, open_store, write_json
 from phylaw.eval.aggregate import aggregate
-from phylaw.eval.fidelity import frame_range_mean, psnr, ssim
-from phylaw.eval.floor import parse_floor, store_colours
+from phylaw.eval.floor import parse_floor, score_floor, store_colours
 from phylaw.eval.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
-from phylaw.eval.plausibility import FLAGS, parse_for_flags, plausibility_matrix
+from phylaw.eval.plausibility import (
+    FLAGS,
+    PlausibilityTolerances,
+    foreign_table,
+    parse_for_flags,
+    plausibility_matrix,
+)
 from phylaw.eval.sources import Failure, FolderSource, Predict, VideoSource, predict_videos
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
@@ -64,7 +71,7 @@ class EvalConfig:
     # own record, e.g. phylaw sample's frame_indices, else all of them)
     resamples: int = 1000  # bootstrap resamples
     seed: int = 0
-    workers: int = 0  # threads scoring batches; 0: one per CPU core (at most MAX_WORKERS)
+    workers: int = 0  # processes scoring batches; 0: one per CPU core (at most MAX_WORKERS)
 
 
 @dataclass
@@ -117,6 +124,46 @@ def _workers(cfg: EvalConfig, source) -> int:
     return max(1, n)
 
 
+_INHERITED: dict = {}  # what forked workers find: store, source, config
+
+
+def _work(task: tuple[str, np.ndarray, object]):
+    """A worker's task: ("score", rows, None) or ("floor", rows, FloorSpec)."""
+    kind, rows, spec = task
+    store, source, cfg = _INHERITED["state"]
+    if kind == "score":
+        return _batch(store, source, rows, cfg)
+    return score_floor(store, rows, spec)
+
+
+class _Workers:
+    """Batches scored here (one worker) or in forked processes that inherit the store, the
+    source and the lookup tables built before the fork."""
+
+    def __init__(self, n: int, store: Store, source, cfg: EvalConfig):
+        _INHERITED["state"] = (store, source, cfg)
+        self.pool = None
+        if n > 1 and "fork" in multiprocessing.get_all_start_methods():
+            colours = store_colours(store)
+            parse_for_flags(np.full((1, 1, 8, 8, 3), 255, np.uint8), colours)  # build tables
+            t = PlausibilityTolerances()
+            foreign_table(colours, t.colour_residual, t.colour_background, t.solid_alpha)
+            self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
+            self.pool.submit(int).result()  # fork now, before any progress-bar thread exists
+
+    def map(self, kind: str, batches: list, spec=None):
+        tasks = [(kind, rows, spec) for rows in batches]
+        return self.pool.map(_work, tasks) if self.pool else map(_work, tasks)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+        _INHERITED.clear()
+
+
 # --------------------------------------------------------------------------- one batch
 def _read(store: Store, source, rows: np.ndarray, cfg: EvalConfig, failures: list):
     """[(rows, videos [b, T, H, W, 3])] of one batch, one entry per frame size."""
@@ -166,7 +213,9 @@ def _score(store: Store, rows: np.ndarray, videos: np.ndarray, cfg: EvalConfig):
     metrics = physics_metrics(parsed, truth, store.scenario, cfg.num_cond_frames)
     flags = plausibility_matrix(parsed, videos, num_cond_frames=cfg.num_cond_frames)
     extra = {"abnormal": flags.any(1).astype(np.float64)}
-    if cfg.fidelity:
+    if cfg.fidelity:  # imported here: it brings torch (a second of start-up)
+        from phylaw.eval.fidelity import frame_range_mean, psnr, ssim
+
         reference = render(truth.pos, truth.bodies, grid)
         extra["psnr"] = frame_range_mean(psnr(videos, reference), cfg.num_cond_frames)
         extra["ssim"] = frame_range_mean(ssim(videos, reference), cfg.num_cond_frames)
@@ -200,10 +249,10 @@ def evaluate(
     failures: list[Failure] = list(getattr(source, "duplicates", []))
     parts = []
     with (
-        ThreadPoolExecutor(_workers(cfg, source)) as pool,
+        _Workers(_workers(cfg, source), store, source, cfg) as pool,
         tqdm(total=n, unit="video", desc="eval", disable=not progress) as bar,
     ):
-        for got, bad in pool.map(lambda r: _batch(store, source, r, cfg), batches):
+        for got, bad in pool.map("score", batches):
             parts += got
             failures += bad
             bar.update(sum(len(p[0]) for p in got) + len(bad))
@@ -249,7 +298,7 @@ def _assemble(store, source, parts, failures, cfg: EvalConfig, pool) -> EvalResu
             num_cond_frames=cfg.num_cond_frames,
             resamples=cfg.resamples,
             seed=cfg.seed,
-            map_fn=pool.map,
+            run_batches=lambda batches, spec: pool.map("floor", batches, spec),
         )
     ids, names = store.column("index"), store.levels
     records = []

@@ -9,7 +9,7 @@ computed on those groups only, per frame and tracked colour:
 * ``weights``: the membership weight of each pixel (a table lookup, ``membership_tables``);
 * ``sums``: weight, its column and row moments and the weight on the image border (for the
   centroid, the area and whether the object touches the border);
-* ``moments``: central moments of order <= 4 about the frame's centroid, of the pixels with
+* ``moments``: central moments of order <= 2 (or 4) about the frame's centroid, of the pixels with
   membership >= ``SOLID`` within ``WINDOW * radius + 2`` px (far codec ringing never weighs on a
   second moment); computed per group from the sums ``sum_j j^m w_j`` (m <= 4) of its 8 pixels;
 * ``blobs``: connected components (8-neighbour) of the pixels with membership >= 1/2, found on
@@ -25,15 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
 
 SCALE = 65535  # weights are tabulated as uint16 a * SCALE
 GROUP = 8  # pixels per group: 24 bytes = 3 uint64 words
 SOLID = 0.25  # membership counted in the moments
 WINDOW = 1.6  # moments: pixels within WINDOW * radius + 2 px of the centroid
 BLOB_ALPHA = 0.5  # membership of a blob pixel
-ORDERS = tuple((p, q) for n in range(5) for p in range(n, -1, -1) for q in [n - p])
+MAX_ORDER = 4
+
+
+def orders(order: int) -> tuple[tuple[int, int], ...]:
+    """The (p, q) of the moments of order p + q <= ``order`` (<= ``MAX_ORDER``), by order."""
+    return tuple((p, n - p) for n in range(order + 1) for p in range(n, -1, -1))
+
+
 _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)  # 8 white bytes
 _J = np.arange(GROUP, dtype=np.float64)
 _J32 = _J.astype(np.float32)
@@ -159,53 +164,57 @@ def sums(chunk: Chunk, wf: np.ndarray) -> np.ndarray:
     return chunk.per_frame(values)
 
 
-def moments(chunk: Chunk, wf: np.ndarray, centre: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """Central moments mu_pq (``ORDERS``, p + q <= 4) per frame, float64 [15, F], in pixels
-    (mass in px), of the weights ``wf`` [8, n] >= ``SOLID`` within the window around
-    ``centre`` [F, 2] (col, row; NaN: no object) of radius ``radius`` [F] px."""
+def moments(
+    chunk: Chunk, solid: np.ndarray, centre: np.ndarray, radius: np.ndarray, order: int = 2
+) -> np.ndarray:
+    """Central moments mu_pq (``orders(order)``) per frame, float64 [M, F], in pixels (mass in
+    px), of the solid weights ``solid`` [8, n] (membership >= ``SOLID``, else 0) of the groups
+    that reach within ``WINDOW * radius + 2`` px of ``centre`` [F, 2] (col, row; NaN: no
+    object; ``radius`` [F] px). The window is tested per 8-pixel group: it only keeps far codec
+    ringing out of the moments."""
     cx, cy = np.nan_to_num(centre.T, nan=-1e6)  # [F]
     reach = WINDOW * np.nan_to_num(radius) + 2.0  # [F]
     fr = chunk.frame
     b = chunk.row - cy[fr]
     a = chunk.col0 - cx[fr]  # column offset of pixel 0 of the group
-    r = reach[fr]
-    # groups that can hold a solid pixel within the window: a cheap test before the pixels
-    sel = np.flatnonzero((np.abs(b) <= r) & (a <= r) & (a + GROUP - 1 >= -r))
-    sel = sel[(wf[:, sel] >= SOLID * SCALE).any(axis=0)]
-    a, b, r = a[sel], b[sel], r[sel]
-    w = wf[:, sel]
-    u = a.astype(np.float32)[None, :] + _J32[:, None]  # [8, m]
-    keep = u * u <= (r * r - b * b).astype(np.float32)[None, :]
-    keep &= w >= SOLID * SCALE
-    w *= keep
-    t = (_POWERS @ w).astype(np.float64)  # [5, m]: sum_j j^m w_j
+    near = np.maximum(np.maximum(a, -(a + GROUP - 1)), 0.0)  # column gap to the centre
+    sel = np.flatnonzero(near * near + b * b <= reach[fr] ** 2)
+    w = solid[:, sel]
+    has = w.any(axis=0)
+    sel, w, a, b = sel[has], w[:, has], a[sel[has]], b[sel[has]]
+    t = (_POWERS[: order + 1] @ w).astype(np.float64)  # [order + 1, m]: sum_j j^m w_j
     up = [t[0], a * t[0] + t[1]]  # sum_j w_j (a + j)^p, by the binomial theorem
     a2 = a * a
     up.append(a2 * t[0] + 2 * a * t[1] + t[2])
-    up.append(a * (a2 * t[0] + 3 * a * t[1] + 3 * t[2]) + t[3])
-    up.append(a2 * (a2 * t[0] + 4 * a * t[1] + 6 * t[2]) + 4 * a * t[3] + t[4])
+    if order >= 3:
+        up.append(a * (a2 * t[0] + 3 * a * t[1] + 3 * t[2]) + t[3])
+    if order >= 4:
+        up.append(a2 * (a2 * t[0] + 4 * a * t[1] + 6 * t[2]) + 4 * a * t[3] + t[4])
     bq = [None, b, b * b]
-    bq += [bq[2] * b, bq[2] * bq[2]]
+    if order >= 3:
+        bq += [bq[2] * b, bq[2] * bq[2]]
     frame = fr[sel]
     starts = np.searchsorted(frame, np.arange(chunk.frames))
-    has = np.diff(np.append(starts, len(frame))) > 0
-    raw = np.zeros((len(ORDERS), chunk.frames))
-    if has.any():
+    present = np.diff(np.append(starts, len(frame))) > 0
+    pq = orders(order)
+    raw = np.zeros((len(pq), chunk.frames))
+    if present.any():
         tmp = np.empty_like(a)
-        for k, (p, q) in enumerate(ORDERS):
+        for k, (p, q) in enumerate(pq):
             v = up[p] if q == 0 else np.multiply(up[p], bq[q], out=tmp)
-            raw[k, has] = np.add.reduceat(v, starts[has])
-    return central(raw / SCALE)
+            raw[k, present] = np.add.reduceat(v, starts[present])
+    return central(raw / SCALE, pq)
 
 
-def central(raw: np.ndarray) -> np.ndarray:
-    """Moments about an arbitrary origin, [15, ...] in ``ORDERS``, -> central moments about
-    their own centroid (the binomial shift), same shape; NaN where the mass is 0."""
-    m = {pq: raw[k] for k, pq in enumerate(ORDERS)}
+def central(raw: np.ndarray, pq: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Moments about an arbitrary origin, [M, ...] in the order ``pq`` (``orders(n)``), ->
+    central moments about their own centroid (the binomial shift), same shape; NaN where the
+    mass is 0."""
+    m = {key: raw[k] for k, key in enumerate(pq)}
     with np.errstate(divide="ignore", invalid="ignore"):
         dx, dy = -m[(1, 0)] / m[(0, 0)], -m[(0, 1)] / m[(0, 0)]
     out = np.empty_like(raw)
-    for k, (p, q) in enumerate(ORDERS):
+    for k, (p, q) in enumerate(pq):
         acc = np.zeros_like(m[(0, 0)])
         for i in range(p + 1):
             for j in range(q + 1):
@@ -261,6 +270,9 @@ def blobs(
 def _label(chunk: Chunk, member: np.ndarray, min_px: float, rel: float):
     """``blobs`` by labelling: runs of member pixels per row, joined when they touch on
     consecutive rows (diagonals included), components by a sparse-graph search."""
+    from scipy import sparse  # only frames that are not one run per row get here
+    from scipy.sparse import csgraph
+
     f, h, wp = chunk.frames, chunk.height, chunk.padded
     idx = chunk.pixel_index(member)
     count, largest = np.zeros(f, dtype=np.int64), np.zeros(f, dtype=np.int64)

@@ -223,11 +223,11 @@ class ArraySource(VideoSource):
                 and v.shape[1] == num_frames
                 and v.shape[-1] == 3
             ):
-                consecutive = len(k) and (np.diff(k) == 1).all()
-                batch = (
-                    v[k[0] : k[-1] + 1] if consecutive else v[np.sort(k)][np.argsort(np.argsort(k))]
-                )
-                return ids.astype(np.int64), list(batch), []
+                if len(k) and (np.diff(k) == 1).all():  # a view of the memory map
+                    batch = v[k[0] : k[-1] + 1]
+                else:
+                    batch = v[np.sort(k)][np.argsort(np.argsort(k))]
+                return ids.astype(np.int64), batch, []
         return super().read(ids, num_frames)
 
 
