@@ -29,18 +29,15 @@ import numpy as np
 
 from phylaw import PhylawError
 from phylaw.data.spaces import parse_count
-from phylaw.physics.scenes.kinds import KIND_NAMES, NUM_DIMS
+from phylaw.physics.scenes.kinds import KIND_NAMES, NUM_DIMS, scene_record
 from phylaw.physics.scenes.simulate import (
     FRAME_DT_S,
     MAX_BODIES,
-    SceneTrajectory,
     scene_frame_times,
     simulate_scenes,
 )
 from phylaw.physics.scenes.templates import TASKS_PER_TEMPLATE, parse_templates
-from phylaw.physics.state import NUM_FRAMES, WORLD_SIZE
-from phylaw.render.geometry import PixelGrid
-from phylaw.render.shapes import render_scenes
+from phylaw.physics.state import NUM_FRAMES, WORLD_SIZE, SceneTrajectory
 
 SCENARIO = "combinatorial"
 PARAM_NAMES = ("template", "task", "trial")
@@ -181,10 +178,4 @@ def scene_trajectory(store, rows) -> SceneTrajectory:
 def batch_trajectory(store, batch) -> SceneTrajectory:
     """The ``SceneTrajectory`` of a ``StateBatch`` read from a combinatorial split."""
     x = batch.extra
-    return SceneTrajectory(store.times, batch.pos, x["angle"], x["kind"], x["dims"])
-
-
-def render_batch(store, batch, grid: PixelGrid, out: np.ndarray | None = None) -> np.ndarray:
-    """Pixels of a ``StateBatch`` of a combinatorial split, uint8 [B, T, H, W, 3]."""
-    x = batch.extra
-    return render_scenes(batch.pos, x["angle"], x["kind"], x["dims"], grid, out=out)
+    return scene_record(store.times, batch.pos, x["angle"], x["kind"], x["dims"])

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.physics.state import Bodies, Trajectory
+from phylaw.physics.state import Bodies, SceneTrajectory, Trajectory
 
 FORMAT = "phylaw-states"
 FORMAT_VERSION = 1
@@ -204,10 +204,16 @@ class Store:
         colour = np.broadcast_to(np.asarray(spec["colour"], np.int8), size.shape).copy()
         return Bodies(size.reshape(b, -1), shape, colour)
 
-    def trajectory(self, rows) -> Trajectory:
-        """Positions (and exact velocities for phylaw-built splits) of ``rows``."""
+    def trajectory(self, rows) -> Trajectory | SceneTrajectory:
+        """The trajectory record of ``rows``: positions (and exact velocities for phylaw-built
+        splits) of discs and squares, or a ``SceneTrajectory`` for a combinatorial split."""
         batch = self.get(rows)
-        bodies = self.bodies(batch)  # a clear error for scene splits (no disc/square bodies)
+        if "size_columns" not in self.manifest["bodies"]:
+            from phylaw.data.combinatorial import batch_trajectory, is_scene_store
+
+            if is_scene_store(self):
+                return batch_trajectory(self, batch)
+        bodies = self.bodies(batch)
         vel = None
         if self.manifest.get("source") == "phylaw":
             from phylaw.physics.scenarios import get_scenario

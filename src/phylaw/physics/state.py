@@ -1,5 +1,10 @@
 """The shared state model: bodies, frame timing and trajectories, batch-first numpy arrays.
 
+Two trajectory records: ``Trajectory`` (the fundamental scenarios: discs and squares by their
+``Bodies``) and ``SceneTrajectory`` (the multi-object scenes: padded body slots, each a union of
+convex parts, with its colour and whether it moves). A record carries what the renderer and the
+evaluator need, so neither looks anything up in a simulator.
+
 World: a square of ``WORLD_SIZE`` x ``WORLD_SIZE`` units, x to the right, y up, no walls.
 Frame timing follows the authors' Box2D loop (reference section 1.1): the engine steps at
 0.01 s and records a frame *after* every 10th step starting with step 0, so frame k shows the
@@ -9,7 +14,7 @@ state at ``t_k = 0.01 + 0.1 k`` seconds. Keeping that offset makes our positions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 
 import numpy as np
@@ -111,3 +116,62 @@ def discs(size: np.ndarray, colours: tuple[Colour, ...]) -> Bodies:
 def lerp(lo: np.ndarray | float, hi: np.ndarray | float, u: np.ndarray) -> np.ndarray:
     """``lo + (hi - lo) * u``: maps uniform draws u in [0, 1) onto [lo, hi)."""
     return lo + (np.asarray(hi) - lo) * u
+
+
+@dataclass(frozen=True)
+class SceneTrajectory:
+    """B multi-object scenes over T frames, padded to N body slots (``physics.scenes``).
+
+    ``times`` [T] s; ``pos`` [B, T, N, 2] body origins (world units) and ``angle`` [B, T, N]
+    radians, NaN in empty slots; ``kind`` int8 [B, N] (-1: empty slot) and ``dims`` float32
+    [B, N, 4] (the simulator's description); and what it implies, for the renderer and the
+    evaluator: ``colour`` int8 [B, N] (``Colour``; -1 empty), ``dynamic`` bool [B, N], ``parts``
+    float64 [B, N, P, 4, 2] convex quads in body coordinates (NaN where a body has fewer) and
+    ``radius`` float64 [B, N] (the disc of a ball, 0 for polygon bodies, NaN for empty slots).
+    Build one with ``physics.scenes.scene_record``.
+    """
+
+    times: np.ndarray
+    pos: np.ndarray
+    angle: np.ndarray
+    kind: np.ndarray
+    dims: np.ndarray
+    colour: np.ndarray
+    dynamic: np.ndarray
+    parts: np.ndarray
+    radius: np.ndarray
+
+    @property
+    def batch_size(self) -> int:
+        return self.pos.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self.pos.shape[1]
+
+    @property
+    def present(self) -> np.ndarray:
+        """Used body slots, bool [B, N]."""
+        return np.asarray(self.kind) >= 0
+
+    def __getitem__(self, idx) -> SceneTrajectory:
+        per_body = ("kind", "dims", "colour", "dynamic", "parts", "radius")
+        return replace(
+            self,
+            pos=self.pos[idx],
+            angle=self.angle[idx],
+            **{k: getattr(self, k)[idx] for k in per_body},
+        )
+
+    def at_frames(self, frames) -> SceneTrajectory:
+        """The same scenes at the frames ``frames`` (indices into T) only."""
+        frames = np.asarray(frames)
+        return replace(
+            self, times=self.times[frames], pos=self.pos[:, frames], angle=self.angle[:, frames]
+        )
+
+    def with_poses(self, pos: np.ndarray, angle: np.ndarray) -> SceneTrajectory:
+        """The same bodies at other poses (``pos`` [B, T', N, 2], ``angle`` [B, T', N]; NaN
+        hides a body), e.g. layers of a scene drawn body by body."""
+        times = self.times if pos.shape[1] == len(self.times) else np.zeros(pos.shape[1])
+        return replace(self, times=times, pos=pos, angle=angle)

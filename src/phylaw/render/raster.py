@@ -41,7 +41,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from phylaw import PhylawError
-from phylaw.physics.state import Bodies, Colour, Shape, Trajectory
+from phylaw.physics.state import Bodies, Colour, SceneTrajectory, Shape, Trajectory
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, palette_table
 
@@ -266,6 +266,14 @@ def render(
     return out
 
 
-def render_trajectory(traj: Trajectory, grid: PixelGrid) -> np.ndarray:
-    """Draw every frame of ``traj`` (``pos`` [B, T, N, 2]). Returns uint8 [B, T, H, W, 3]."""
-    return render(traj.pos, traj.bodies, grid)
+def render_trajectory(
+    traj: Trajectory | SceneTrajectory, grid: PixelGrid, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Draw every frame of a trajectory record: discs and squares of a ``Trajectory``
+    (``render``) or the bodies of a ``SceneTrajectory`` (``render.shapes.render_scenes``).
+    Returns uint8 [B, T, H, W, 3] (``out`` if given): the one entry point for any record."""
+    if isinstance(traj, SceneTrajectory):
+        from phylaw.render.shapes import render_scenes
+
+        return render_scenes(traj, grid, out=out)
+    return render(traj.pos, traj.bodies, grid, out=out)

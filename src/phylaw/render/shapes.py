@@ -1,10 +1,11 @@
 """Anti-aliased rasteriser for the combinatorial scenes: discs, rotated bars, jars and sticks.
 
-Input is the scene record of ``phylaw.physics.scenes`` (``kind`` [B, N], ``dims`` [B, N, 4], body
-origins ``pos`` [B, T, N, 2] and ``angle`` [B, T, N]); output uint8 RGB videos [B, T, H, W, 3] on
-white, in PHYRE's colours (dynamic gray, static black, the red ball ``PHYRE_RED``;
-``render.palette``), with ``render.geometry.PixelGrid``'s world -> pixel mapping, so 512 px is
-PHYRE's canvas pixel for pixel and 256 px the paper's videos. Square grids only.
+Input is a ``physics.state.SceneTrajectory`` (body origins ``pos`` [B, T, N, 2] and ``angle``
+[B, T, N], and per body its convex ``parts``, disc ``radius`` and ``colour``); output uint8 RGB
+videos [B, T, H, W, 3] on white, in the bodies' colours (PHYRE's: dynamic gray, static black,
+the red ball ``PHYRE_RED``; ``render.palette``), with ``render.geometry.PixelGrid``'s world ->
+pixel mapping, so 512 px is PHYRE's canvas pixel for pixel and 256 px the paper's videos.
+Square grids only.
 
 Coverage profiles are those of ``render.coverage`` (one-pixel ramps across polygon edges, exact
 in area for parts at least one pixel thick; the smoothstep discs of ``render.raster``). A body is
@@ -23,18 +24,13 @@ patches, 30 % painting). Pass a reused ``out`` buffer: fresh memory costs page f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.physics.scenes.kinds import EMPTY, NUM_DIMS, colour_of, parts_table
+from phylaw.physics.state import SceneTrajectory
 from phylaw.render.coverage import patches
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, palette_table
-
-if TYPE_CHECKING:
-    from phylaw.physics.scenes.simulate import SceneTrajectory
 
 POSE_EPS_PX = 0.5 / 255  # smaller moves change no pixel by more than half a grey level
 
@@ -81,17 +77,22 @@ def _instances(
     return first, np.where(ok & (src >= 0), active, -1)
 
 
-def _check(pos, angle, kind, dims, grid: PixelGrid, out) -> None:
+def _check(traj: SceneTrajectory, grid: PixelGrid, out) -> None:
+    pos = traj.pos
     if pos.ndim != 4 or pos.shape[-1] != 2:
         raise PhylawError(f"render_scenes: pos must have shape [B, T, N, 2], got {pos.shape}")
     b, t, n, _ = pos.shape
-    for name, arr, want in (
-        ("angle", angle, (b, t, n)),
-        ("kind", kind, (b, n)),
-        ("dims", dims, (b, n, NUM_DIMS)),
+    for name, want in (
+        ("angle", (b, t, n)),
+        ("colour", (b, n)),
+        ("radius", (b, n)),
     ):
-        if arr.shape != want:
-            raise PhylawError(f"render_scenes: {name} must have shape {want}, got {arr.shape}")
+        if np.shape(getattr(traj, name)) != want:
+            raise PhylawError(
+                f"render_scenes: {name} must have shape {want}, got {np.shape(getattr(traj, name))}"
+            )
+    if np.shape(traj.parts)[:2] != (b, n) or np.shape(traj.parts)[-2:] != (4, 2):
+        raise PhylawError(f"render_scenes: parts must be [B, N, P, 4, 2], got {traj.parts.shape}")
     if not grid.is_square:
         raise PhylawError("render_scenes: scenes are drawn on square grids only")
     want = (b, t, grid.height_px, grid.width_px, 3)
@@ -105,24 +106,14 @@ def _check(pos, angle, kind, dims, grid: PixelGrid, out) -> None:
 
 
 def render_scenes(
-    pos: np.ndarray,
-    angle: np.ndarray,
-    kind: np.ndarray,
-    dims: np.ndarray,
-    grid: PixelGrid,
-    *,
-    out: np.ndarray | None = None,
+    traj: SceneTrajectory, grid: PixelGrid, *, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """Draw B scenes of T frames. Returns uint8 [B, T, H, W, 3] (``out`` if given).
-
-    ``pos`` [B, T, N, 2] body origins (world units), ``angle`` [B, T, N] radians, ``kind`` [B, N]
-    kind codes (-1: empty slot), ``dims`` [B, N, 4] world units; ``grid`` a square pixel grid.
-    Bodies with a non-finite pose are not drawn in that frame.
-    """
-    pos = np.asarray(pos, dtype=np.float64)
-    angle, kind = np.asarray(angle, dtype=np.float64), np.asarray(kind)
-    dims = np.asarray(dims, dtype=np.float64)
-    _check(pos, angle, kind, dims, grid, out)
+    """Draw the B scenes of T frames of ``traj``. Returns uint8 [B, T, H, W, 3] (``out`` if
+    given). ``grid``: a square pixel grid. Bodies with a non-finite pose are not drawn in that
+    frame."""
+    _check(traj, grid, out)
+    pos = np.asarray(traj.pos, dtype=np.float64)
+    angle = np.asarray(traj.angle, dtype=np.float64)
     b, t, n, _ = pos.shape
     size = grid.width_px
     if out is None:
@@ -131,12 +122,14 @@ def render_scenes(
         return out
     frames = out.reshape(b * t, size * size, 3)
     scale = float(grid.px_per_world[0])
-    body_quads, body_radius = parts_table(kind, dims)  # [B, N, P, 4, 2], [B, N] world units
+    body_quads = np.asarray(traj.parts, dtype=np.float64)  # [B, N, P, 4, 2] world units
+    body_radius = np.asarray(traj.radius, dtype=np.float64)  # [B, N]
     reach = np.fmax(
         np.linalg.norm(np.nan_to_num(body_quads), axis=-1).max(axis=(-1, -2)),
         np.nan_to_num(body_radius),
     )
-    first, active = _instances(pos, angle, kind != EMPTY, reach * scale, scale)
+    present = np.asarray(traj.colour) >= 0
+    first, active = _instances(pos, angle, present, reach * scale, scale)
     bi, ti, ni = np.nonzero(first)
     quads, radius = body_quads[bi, ni], body_radius[bi, ni]  # [M, P, 4, 2], [M]
     pose_pos, pose_angle = pos[bi, ti, ni], angle[bi, ti, ni]
@@ -159,7 +152,7 @@ def render_scenes(
     else:
         for ch in range(3):
             channels[ch].fill(BACKGROUND[ch])
-    rgb = palette_table()[np.maximum(colour_of(kind), 0)]  # [B, N, 3] uint8
+    rgb = palette_table()[np.maximum(np.asarray(traj.colour), 0)]  # [B, N, 3] uint8
     key = np.flatnonzero(changed.reshape(-1))  # frames drawn; the others are copies
     parts = sparse.solid_count.shape[1]
     for slot in range(n):
@@ -193,8 +186,3 @@ def render_scenes(
         else:
             frames[frame] = frames[last]
     return out
-
-
-def render_scene_trajectory(traj: SceneTrajectory, grid: PixelGrid) -> np.ndarray:
-    """Draw every frame of a ``SceneTrajectory``. Returns uint8 [B, T, H, W, 3]."""
-    return render_scenes(traj.pos, traj.angle, traj.kind, traj.dims, grid)

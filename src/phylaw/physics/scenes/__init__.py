@@ -9,18 +9,18 @@ Modules, in the order data flows through them:
 * ``layout``: seeded placement of a template's objects for a task (``build_layout``);
 * ``collide``: exact overlap tests used to reject layouts and red-ball placements;
 * ``action``: the red ball of a trial, placed by the authors' heuristic (``place_red_ball``);
-* ``simulate``: frame timing, the padded ``SceneTrajectory`` record, and the simulation of a scene
-  with the rigid-body engine (``phylaw.physics.engine``, pymunk with PHYRE's constants).
+* ``simulate``: frame timing, the padded arrays of a batch of scenes, and the simulation of a
+  scene with the rigid-body engine (``phylaw.physics.engine``, pymunk with PHYRE's constants);
+  ``kinds.scene_record`` makes them a ``physics.state.SceneTrajectory``.
 
 A scene is identified by ``(template, task, trial)`` and a dataset seed, which determine it
 exactly: ``simulate_scenes(ids, seed)``.
 """
 
-from phylaw.physics.scenes.kinds import EMPTY, Form, Kind
+from phylaw.physics.scenes.kinds import EMPTY, Form, Kind, scene_record
 from phylaw.physics.scenes.layout import Layout, build_layout
 from phylaw.physics.scenes.simulate import (
     MAX_BODIES,
-    SceneTrajectory,
     make_scene,
     scene_frame_times,
     simulate_layout,
@@ -38,10 +38,10 @@ __all__ = [
     "Form",
     "Kind",
     "Layout",
-    "SceneTrajectory",
     "build_layout",
     "make_scene",
     "scene_frame_times",
+    "scene_record",
     "simulate_layout",
     "simulate_scenes",
 ]

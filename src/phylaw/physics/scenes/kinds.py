@@ -31,7 +31,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from phylaw.physics.state import WORLD_SIZE, Colour
+from phylaw.physics.state import WORLD_SIZE, Colour, SceneTrajectory
 
 SCENE_PX = 512  # PHYRE canvas side in the authors' build (upstream PHYRE: 256)
 WORLD_PER_PX = WORLD_SIZE / SCENE_PX
@@ -221,3 +221,24 @@ def local_bounds(form: int, dims: np.ndarray, angle: float) -> tuple[float, floa
         return -r, -r, r, r
     pts = _rotate(np.concatenate(polys), angle)
     return (*pts.min(axis=0), *pts.max(axis=0))
+
+
+def scene_record(
+    times: np.ndarray, pos: np.ndarray, angle: np.ndarray, kind: np.ndarray, dims: np.ndarray
+) -> SceneTrajectory:
+    """The ``SceneTrajectory`` of bodies ``kind`` [B, N] / ``dims`` [B, N, 4] at poses ``pos``
+    [B, T, N, 2] and ``angle`` [B, T, N]: their colours, whether they move and their convex
+    parts filled in from the kind tables."""
+    kind = np.asarray(kind)
+    parts, radius = parts_table(kind, dims)
+    return SceneTrajectory(
+        np.asarray(times, dtype=np.float64),
+        pos,
+        angle,
+        kind,
+        dims,
+        colour_of(kind),
+        is_dynamic(kind),
+        parts,
+        radius,
+    )

@@ -13,13 +13,12 @@ Record. A scene has a varying number of bodies (a chain of 1-7 static balls, 1-4
 so a batch is padded to ``MAX_BODIES`` slots: ``kind`` int8 [B, N] (``EMPTY`` = -1 for unused
 slots), ``dims`` float32 [B, N, 4] (per-form dimensions, ``kinds``), ``pos`` [B, T, N, 2] body
 origins in world units and ``angle`` [B, T, N] radians, NaN in unused slots. Shapes never change,
-so geometry is stored once per body and poses per frame; colours and static/dynamic follow from
-the kind. The red ball is the last used slot.
+so geometry is stored once per body and poses per frame; ``kinds.scene_record`` turns these
+arrays into ``physics.state.SceneTrajectory`` with colours, static/dynamic and convex parts.
+The red ball is the last used slot.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,34 +44,6 @@ def frame_steps(num_frames: int = NUM_FRAMES) -> np.ndarray:
 def scene_frame_times(num_frames: int = NUM_FRAMES) -> np.ndarray:
     """Times of the frames, ``(20 k + 1) / 60`` s, [T] float64."""
     return (frame_steps(num_frames) + 1) * STEP_S
-
-
-@dataclass(frozen=True)
-class SceneTrajectory:
-    """B simulated scenes over T frames, padded to N body slots (see the module docstring).
-
-    ``times`` [T] s; ``pos`` [B, T, N, 2] and ``angle`` [B, T, N] (NaN in empty slots);
-    ``kind`` int8 [B, N]; ``dims`` float32 [B, N, 4] world units.
-    """
-
-    times: np.ndarray
-    pos: np.ndarray
-    angle: np.ndarray
-    kind: np.ndarray
-    dims: np.ndarray
-
-    @property
-    def batch_size(self) -> int:
-        return self.pos.shape[0]
-
-    @property
-    def num_frames(self) -> int:
-        return self.pos.shape[1]
-
-    def __getitem__(self, idx) -> SceneTrajectory:
-        return SceneTrajectory(
-            self.times, self.pos[idx], self.angle[idx], self.kind[idx], self.dims[idx]
-        )
 
 
 def rigid_bodies(layout: Layout) -> list[RigidBody]:
