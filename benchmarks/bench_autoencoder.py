@@ -10,10 +10,11 @@ motion, 0.0105 / 0.0099).
     python benchmarks/bench_autoencoder.py --run RUN --minutes 0      # measure an existing run
     python benchmarks/bench_autoencoder.py --preset ae-paper --resolution 128 --minutes 600
 
-Both are measured by phylaw's evaluator (`phylaw.eval.physics.evaluate_videos`: soft-membership
-centroids on the renderer's own pixel grid, frames >= 3 with the true ball fully in view):
-`velocity_error_mean` = |mean_t parsed vx - mean_t true vx|, the authors' uniform-motion headline
-and so the quantity of Table 3, and `velocity_error` = the paper's per-frame e, beside it.
+Both are measured by phylaw's evaluator (`phylaw.eval.metrics.physics.evaluate_videos`:
+soft-membership centroids on the renderer's own pixel grid, frames >= 3 with the true ball
+fully in view): `velocity_error_mean` = |mean_t parsed vx - mean_t true vx|, the authors'
+uniform-motion metric and so the quantity of Table 3, and `velocity_error` = the paper's
+per-frame e, beside it.
 
 Recorded results (2-core shared CPU, AVX2, torch 2.13, fp32): see the end of this file.
 """

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from phylaw.baselines import BASELINES, BaselineContext
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
-from phylaw.eval.baselines import BASELINES, BaselineContext
-from phylaw.eval.physics import VideoMetrics, evaluate_videos
+from phylaw.eval.metrics.physics import VideoMetrics, evaluate_videos
 from phylaw.render.geometry import PixelGrid
 
 SCENARIOS = ("uniform", "collision", "parabola")

@@ -32,8 +32,8 @@ import numpy as np
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
 from phylaw.eval.floor import codec_round_trip, parse_floor
+from phylaw.eval.metrics.physics import physics_metrics
 from phylaw.eval.parse import membership_tables, parse_videos
-from phylaw.eval.physics import physics_metrics
 from phylaw.physics.state import WORLD_SIZE, Colour, Trajectory
 from phylaw.render import PixelGrid, render
 

@@ -34,9 +34,9 @@ import numpy as np
 from phylaw.data.build import build_split
 from phylaw.data.export import export_store
 from phylaw.data.io.npz import load_npz_array
+from phylaw.data.io.video import decode_video
 from phylaw.data.spaces import resolve_split
 from phylaw.data.store import open_store
-from phylaw.data.video import decode_video
 from phylaw.physics.state import WORLD_SIZE
 
 RES = 128

@@ -46,15 +46,14 @@ from pathlib import Path
 import numpy as np
 
 from phylaw.data.build import build_split
+from phylaw.data.io.video import decode_video, encode_mp4
 from phylaw.data.spaces import resolve_split
-from phylaw.data.video import decode_video, encode_mp4
-from phylaw.eval import defects
-from phylaw.eval.parse import parse_videos
-from phylaw.eval.plausibility import FLAGS, plausibility_scores
+from phylaw.eval.flags.balls import FLAGS, parse_for_flags, plausibility_scores
 from phylaw.physics.state import WORLD_SIZE, Colour
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import PALETTE
 from phylaw.render.raster import render
+from phylaw.testing import defects
 
 SCENARIOS = ("uniform", "parabola", "collision")
 SPLITS = ("eval-id", "eval-ood")
@@ -211,7 +210,7 @@ def inject(name: str, videos: np.ndarray, plans: list, colours: tuple) -> np.nda
 # ------------------------------------------------------------------------------ scoring
 def scores_of(videos: np.ndarray, colours: tuple) -> np.ndarray:
     """Per-video maximum score of each flag, [N, F] (> 1: raised)."""
-    parsed = parse_videos(videos, colours, PixelGrid.square(RES), count_blobs=True)
+    parsed = parse_for_flags(videos, colours, PixelGrid.square(RES))
     return plausibility_scores(parsed, videos, num_cond_frames=COND).max(1)
 
 

@@ -48,13 +48,13 @@ import numpy as np
 from phylaw.data.build import build_split
 from phylaw.data.combinatorial import resolve_scene_split, scene_trajectory
 from phylaw.data.views import render_batch
-from phylaw.eval import scene_defects as sd
-from phylaw.eval.scene_flags import SCENE_FLAGS, SceneStart, scene_flag_scores
+from phylaw.eval.flags.scenes import SCENE_FLAGS, scene_flag_scores, scene_start
+from phylaw.physics.scenes import scene_record
 from phylaw.physics.scenes.kinds import colour_of, is_dynamic
-from phylaw.physics.scenes.simulate import SceneTrajectory
-from phylaw.physics.state import Colour
+from phylaw.physics.state import Colour, SceneTrajectory
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import PALETTE
+from phylaw.testing import scene_defects as sd
 
 CLEAR_WORLD = 0.25  # observable placements: this far from bodies of the same colour (1.6-6.4 px)
 EXPECTED = {
@@ -80,7 +80,7 @@ def ground_truth(seed: int, per_template: int, root: Path, grids) -> tuple:
         for g in grids:
             videos[g.width_px].append(render_batch(store, store.get(rows), g))
     fields = ("pos", "angle", "kind", "dims")
-    traj = SceneTrajectory(
+    traj = scene_record(
         trajs[0].times, *(np.concatenate([getattr(t, f) for t in trajs]) for f in fields)
     )
     return traj, {r: np.concatenate(v) for r, v in videos.items()}
@@ -158,7 +158,7 @@ def inject(name: str, traj: SceneTrajectory, plans: list[dict], grid: PixelGrid)
 # ------------------------------------------------------------------------------ running
 def scores(videos: np.ndarray, traj: SceneTrajectory) -> np.ndarray:
     """Per-video largest score of each flag, [B, F] (> 1: raised)."""
-    return scene_flag_scores(videos, SceneStart.from_trajectory(traj)).max(1)
+    return scene_flag_scores(videos, scene_start(traj)).max(1)
 
 
 def run(args) -> None:

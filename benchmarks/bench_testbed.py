@@ -27,8 +27,8 @@ import numpy as np
 
 from phylaw.data.build import build_split
 from phylaw.data.dataset import RenderLoader, VideoDataset, epoch_batches, make_loader
+from phylaw.data.io.video import encode_mp4
 from phylaw.data.spaces import resolve_split
-from phylaw.data.video import encode_mp4
 
 
 def timed_build(scenario: str, size: str, out: Path, workers: int) -> tuple[float, int, float]:

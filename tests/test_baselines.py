@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
+from phylaw.baselines import BASELINES, BaselineContext, get_baseline, nearest_rows
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
-from phylaw.eval.baselines import BASELINES, BaselineContext, get_baseline, nearest_rows
 from phylaw.eval.parse import parse_videos
 
 

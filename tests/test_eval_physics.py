@@ -13,14 +13,14 @@ from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
 from phylaw.eval.aggregate import aggregate, bootstrap_means
 from phylaw.eval.floor import parse_floor
-from phylaw.eval.parse import parse_videos
-from phylaw.eval.physics import (
+from phylaw.eval.metrics.physics import (
     MISSING_SPEED,
     VideoMetrics,
     contact_sample,
     evaluate_videos,
     physics_metrics,
 )
+from phylaw.eval.parse import parse_videos
 from phylaw.physics import uniform
 from phylaw.physics.state import Colour, Trajectory, frame_times
 from phylaw.render import PixelGrid, render

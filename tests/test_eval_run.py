@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
+from phylaw.baselines import BASELINES, BaselineContext
 from phylaw.cli import main
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
-from phylaw.eval.baselines import BASELINES, BaselineContext
 from phylaw.eval.run import EvalConfig, evaluate
 from phylaw.eval.sources import open_source
 
@@ -135,7 +135,7 @@ def test_videos_of_every_other_frame_are_scored_against_those_frames(split, tmp_
 
 
 def test_baselines_on_a_clip_of_every_other_frame_are_scored_on_that_clip(split, tmp_path):
-    from phylaw.eval.baselines import write_baseline
+    from phylaw.baselines import write_baseline
 
     clip = tuple(range(0, 32, 2))
     ctx = BaselineContext(split, 64, 3, frames=clip)
@@ -160,10 +160,10 @@ def test_losing_freezing_or_duplicating_a_ball_only_raises_e(tmp_path, scenario,
     frozen for every video, a few erased frames and a duplicate score above the clean video,
     and every video counts in every mean."""
     from phylaw.data.export import export_store
-    from phylaw.data.video import write_mp4
-    from phylaw.eval import defects
+    from phylaw.data.io.video import write_mp4
     from phylaw.physics.state import Colour
     from phylaw.render.palette import PALETTE
+    from phylaw.testing import defects
 
     store = build_split(resolve_split(scenario, "eval-id", "16", 1), tmp_path / "s", progress=False)
     path = export_store(store, "npz", tmp_path / "gt.npz", resolution=64, progress=False)

@@ -12,15 +12,15 @@ from phylaw import PhylawError
 from phylaw.data import export as export_mod
 from phylaw.data.build import build_split
 from phylaw.data.export import export_store, render_batches
-from phylaw.data.phyworld import (
+from phylaw.data.io.phyworld import (
     PhyworldWriter,
     import_phyworld,
     inspect_phyworld,
     read_phyworld,
     read_phyworld_videos,
 )
+from phylaw.data.io.video import decode_video, encode_gif, encode_mp4, write_gif, write_mp4
 from phylaw.data.spaces import resolve_split
-from phylaw.data.video import decode_video, encode_gif, encode_mp4, write_gif, write_mp4
 
 RES = 32  # small frames keep the tests fast; the layout does not depend on the size
 

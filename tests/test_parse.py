@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
-from phylaw.data.video import decode_video, encode_mp4
+from phylaw.data.io.video import decode_video, encode_mp4
 from phylaw.eval.parse import ParsedStates, membership_tables, parse_videos, white_bits
 from phylaw.physics.state import WORLD_SIZE, Colour, discs, frame_times
 from phylaw.render import PALETTE, PixelGrid, render

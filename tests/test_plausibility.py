@@ -12,11 +12,9 @@ import pytest
 
 from phylaw import PhylawError
 from phylaw.data.build import build_split
+from phylaw.data.io.video import decode_video, encode_mp4
 from phylaw.data.spaces import resolve_split
-from phylaw.data.video import decode_video, encode_mp4
-from phylaw.eval import defects
-from phylaw.eval.parse import parse_videos
-from phylaw.eval.plausibility import (
+from phylaw.eval.flags.balls import (
     FLAGS,
     abnormal,
     parse_for_flags,
@@ -24,10 +22,12 @@ from phylaw.eval.plausibility import (
     plausibility_matrix,
     plausibility_scores,
 )
+from phylaw.eval.parse import parse_videos
 from phylaw.physics.state import Bodies, Colour, Shape, discs, frame_times
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import PALETTE
 from phylaw.render.raster import render
+from phylaw.testing import defects
 
 GRID = PixelGrid.square(128)
 PPW = 12.8  # px per world unit at 128 px

@@ -10,9 +10,9 @@ import torch
 from phylaw import PhylawError
 from phylaw.data.build import build_split
 from phylaw.data.dataset import VideoDataset
+from phylaw.data.io.video import decode_video
 from phylaw.data.spaces import resolve_split
 from phylaw.data.store import open_store
-from phylaw.data.video import decode_video
 from phylaw.sample import sample_split
 from phylaw.train import get_preset, override, train
 from phylaw.train.generate import Continuation, resize_video

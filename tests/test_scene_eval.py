@@ -18,11 +18,12 @@ from phylaw.cli import main
 from phylaw.data.build import build_split
 from phylaw.data.combinatorial import resolve_scene_split
 from phylaw.data.views import render_batch
-from phylaw.eval.fidelity import PSNR_CAP_DB
-from phylaw.eval.lpips import LPIPS
-from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes, format_scene_table
+from phylaw.eval.metrics.fidelity import PSNR_CAP_DB
+from phylaw.eval.metrics.nets.lpips import LPIPS
+from phylaw.eval.metrics.nets.weights import to_safetensors
+from phylaw.eval.run import EvalConfig, evaluate
+from phylaw.eval.scenes import format_scene_table
 from phylaw.eval.sources import open_source
-from phylaw.eval.weights import to_safetensors
 from phylaw.experiments import combinatorial, get_plan
 from phylaw.experiments.runner import plan_paths, run_plan
 from phylaw.render.geometry import PixelGrid
@@ -52,8 +53,8 @@ def test_ground_truth_scores_perfectly_and_matches_the_floor(split, tmp_path):
     net = LPIPS()
     to_safetensors(net.state_dict(), tmp_path / "lpips.safetensors")
     source = write_npz(tmp_path / "gt.npz", store, truth)
-    cfg = SceneEvalConfig(lpips_weights=str(tmp_path / "lpips.safetensors"), resamples=50)
-    result = evaluate_scenes(source, store, tmp_path / "out", cfg, progress=False)
+    cfg = EvalConfig(lpips_weights=str(tmp_path / "lpips.safetensors"), resamples=50)
+    result = evaluate(source, store, tmp_path / "out", cfg, progress=False)
     s = result.summary
     assert s["videos"] == len(store) == 10 and s["frame_indices"] == list(FRAMES)
     m = s["overall"]["metrics"]
@@ -74,7 +75,7 @@ def test_vanished_bodies_are_flagged_and_score_lower(split, tmp_path):
     videos = truth.copy()
     videos[3, 1:] = 255  # every body of video 3 vanishes after the given frame (white)
     source = write_npz(tmp_path / "bad.npz", store, videos)
-    result = evaluate_scenes(source, store, None, SceneEvalConfig(resamples=50), progress=False)
+    result = evaluate(source, store, None, EvalConfig(resamples=50), progress=False)
     bad = next(r for r in result.records if r["id"] == int(store.column("index")[3]))
     assert bad["abnormal"] and "vanishes" in bad["flags"]
     assert bad["psnr"] < 30 and bad["ssim"] < 0.99
@@ -86,10 +87,10 @@ def test_bad_videos_become_failures_and_bad_frames_are_refused(split, tmp_path):
     store, truth = split
     source = write_npz(tmp_path / "short.npz", store, truth[:, :5])  # 5 frames, 12 announced
     with pytest.raises(PhylawError, match="no video could be scored"):
-        evaluate_scenes(source, store, None, SceneEvalConfig(), progress=False)
+        evaluate(source, store, None, EvalConfig(), progress=False)
     source = write_npz(tmp_path / "ok.npz", store, truth)
     with pytest.raises(PhylawError, match="do not fit"):
-        evaluate_scenes(source, store, None, SceneEvalConfig(frames=(0, 40)), progress=False)
+        evaluate(source, store, None, EvalConfig(frames=(0, 40)), progress=False)
 
 
 def test_cli_routes_combinatorial_splits(split, tmp_path, capsys):

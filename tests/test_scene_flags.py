@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
-from phylaw.eval import scene_defects as sd
-from phylaw.eval.scene_blobs import Blobs, memberships, principal, scene_blobs
-from phylaw.eval.scene_flags import (
+from phylaw.eval.flags.scene_blobs import Blobs, memberships, principal, scene_blobs
+from phylaw.eval.flags.scenes import (
     SCENE_FLAGS,
-    SceneStart,
     SceneTolerances,
     Units,
     explain,
@@ -24,13 +22,15 @@ from phylaw.eval.scene_flags import (
     scene_flag_matrix,
     scene_flag_scores,
     scene_flags,
+    scene_start,
 )
-from phylaw.physics.scenes import Kind, SceneTrajectory, simulate_scenes
+from phylaw.physics.scenes import Kind, scene_record, simulate_scenes
 from phylaw.physics.scenes.kinds import to_world
 from phylaw.physics.state import Colour
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
 from phylaw.render.shapes import render_scenes
+from phylaw.testing import scene_defects as sd
 
 GRID = PixelGrid.square(128)
 GRAY, BLACK, RED = (
@@ -39,16 +39,23 @@ GRAY, BLACK, RED = (
 WHITE = np.asarray(BACKGROUND, float)
 
 
+def draw(pos, angle, kind, dims, grid, **kw):
+    """``render_scenes`` of raw arrays: the record built by ``scene_record``."""
+    from phylaw.physics.scenes import scene_record as record
+
+    return render_scenes(record(np.zeros(np.shape(pos)[1]), pos, angle, kind, dims), grid, **kw)
+
+
 @pytest.fixture(scope="module")
 def scenes():
     """Six simulated scenes (all eight kinds, piles, static chains) and their 128 px videos."""
     ids = np.array([[t, 4, 0] for t in (10005, 10016, 10024, 10053, 10060, 10066)])
     arrays, valid = simulate_scenes(ids, seed=3)
     assert valid.all()
-    traj = SceneTrajectory(
+    traj = scene_record(
         np.arange(32.0), arrays["pos"], arrays["angle"], arrays["kind"], arrays["dims"]
     )
-    return traj, render_scenes(traj.pos, traj.angle, traj.kind, traj.dims, GRID)
+    return traj, render_scenes(traj, GRID)
 
 
 # ---------------------------------------------------------------- measurements
@@ -71,7 +78,7 @@ def test_principal_moments_of_a_disc_and_a_bar():
     kind = np.array([[Kind.DYNAMIC_BALL_1, Kind.DYNAMIC_BAR]])
     dims = np.array([[[r_px * to_w, 0, 0, 0], [length_px * to_w, thick_px * to_w, 0, 0]]])
     pos = np.array([[[[3.0, 5.0], [7.0, 5.0]]]])
-    video = render_scenes(pos, np.array([[[0.0, 0.7]]]), kind, dims, GRID)
+    video = draw(pos, np.array([[[0.0, 0.7]]]), kind, dims, GRID)
     blobs, _ = scene_blobs(video[0])
     lam = principal(blobs[0].raw[0, :2])  # the two gray blobs, largest first
     np.testing.assert_allclose(
@@ -105,9 +112,9 @@ def test_explanation_accounts_for_every_unit():
 # ---------------------------------------------------------------- flags
 def test_clean_scenes_raise_no_flag(scenes):
     traj, videos = scenes
-    start = SceneStart.from_trajectory(traj)
+    start = scene_start(traj)
     assert scene_flags(videos, start) == [[] for _ in range(traj.batch_size)]
-    low = render_scenes(traj.pos, traj.angle, traj.kind, traj.dims, PixelGrid.square(64))
+    low = render_scenes(traj, PixelGrid.square(64))
     assert not scene_flag_matrix(low, start).any()
 
 
@@ -169,7 +176,7 @@ def test_each_defect_is_flagged(scenes, defect, kinds, flag):
     before = np.arange(32)[None, :] < start[:, None]
     assert (edited[before] == videos[rows][before]).all()  # untouched before the defect
     assert not (edited[~before] == videos[rows][~before]).all()
-    scores = scene_flag_scores(edited, SceneStart.from_trajectory(sub))
+    scores = scene_flag_scores(edited, scene_start(sub))
     named = scores[..., SCENE_FLAGS.index(flag)].max(1)
     assert (named > 1).all(), (defect, rows, body, named)
 
@@ -187,7 +194,7 @@ def test_penetration_is_flagged(scenes):
             if shift is None:
                 continue
             video = sd.penetrate(one, [red], [int(j)], [5], shift[None], GRID)
-            flags = scene_flags(video, SceneStart.from_trajectory(one))[0]
+            flags = scene_flags(video, scene_start(one))[0]
             assert "penetrates" in flags, flags
             found += 1
             break
@@ -201,14 +208,14 @@ def test_identity_edits_through_the_rasteriser_are_clean(scenes):
     start = np.full(3, 5)
     same = sd.squash(traj[rows], body, start, np.ones(3), np.zeros(3), GRID)
     assert np.abs(same.astype(int) - videos[rows]).max() <= 40  # edge profiles differ
-    assert not scene_flag_matrix(same, SceneStart.from_trajectory(traj[rows])).any()
+    assert not scene_flag_matrix(same, scene_start(traj[rows])).any()
     moved = sd.break_apart(traj[rows], body, start, np.zeros(3), np.zeros(3), GRID)
-    assert not scene_flag_matrix(moved, SceneStart.from_trajectory(traj[rows])).any()
+    assert not scene_flag_matrix(moved, scene_start(traj[rows])).any()
 
 
 def test_input_errors(scenes):
     traj, videos = scenes
-    start = SceneStart.from_trajectory(traj)
+    start = scene_start(traj)
     with pytest.raises(PhylawError, match="uint8"):
         scene_flag_scores(videos.astype(np.float32), start)
     with pytest.raises(PhylawError, match="scenes"):

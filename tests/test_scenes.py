@@ -61,6 +61,13 @@ ABBREVIATION = {
 }
 
 
+def draw(pos, angle, kind, dims, grid, **kw):
+    """``render_scenes`` of raw arrays: the record built by ``scene_record``."""
+    from phylaw.physics.scenes import scene_record as record
+
+    return render_scenes(record(np.zeros(np.shape(pos)[1]), pos, angle, kind, dims), grid, **kw)
+
+
 def test_every_template_has_the_authors_objects():
     rows = [r.split() for r in REFERENCE_TABLE.replace("\n", "").split("|")]
     assert len(rows) == 70 == len(TEMPLATES)
@@ -241,7 +248,7 @@ def test_rotated_bar_area_matches_geometry(resolution):
     expected = length * thick * (resolution / WORLD_SIZE) ** 2
     for angle in np.linspace(0, math.pi, 13):
         pos = 5.0 + rng.uniform(-0.5, 0.5, 2)
-        frame = render_scenes(*one_body(Kind.STATIC_BAR, [length, thick, 0, 0], pos, angle), grid)
+        frame = draw(*one_body(Kind.STATIC_BAR, [length, thick, 0, 0], pos, angle), grid)
         area = coverage_of(frame[0, 0], Colour.BLACK).sum()
         assert area == pytest.approx(expected, rel=0.01), angle
 
@@ -275,7 +282,7 @@ def supersampled(kind: Kind, dims, pos, angle, resolution: int, k: int = 8) -> n
 )
 def test_shapes_match_a_supersampled_reference(kind, dims):
     grid, pos, angle = PixelGrid.square(128), np.array([4.87, 5.31]), 0.61
-    frame = render_scenes(*one_body(kind, dims, pos, angle), grid)
+    frame = draw(*one_body(kind, dims, pos, angle), grid)
     got = coverage_of(frame[0, 0], Colour.GRAY)
     want = supersampled(kind, dims, pos, angle, 128)
     assert got.sum() == pytest.approx(want.sum(), rel=0.01)
@@ -287,7 +294,7 @@ def test_every_object_is_visible_in_its_colour():
     ids = np.array([[t, 3, 0] for t in TEMPLATES])
     arrays, valid = simulate_scenes(ids)
     assert valid.all()
-    frames = render_scenes(
+    frames = draw(
         arrays["pos"][:, :1],
         arrays["angle"][:, :1],
         arrays["kind"],
@@ -308,9 +315,9 @@ def test_every_object_is_visible_in_its_colour():
 def test_cached_poses_and_copied_frames_match_frame_by_frame_rendering():
     arrays, _ = simulate_scenes(np.array([[10012, 1, 0], [10038, 2, 3]]))
     grid = PixelGrid.square(96)
-    whole = render_scenes(arrays["pos"], arrays["angle"], arrays["kind"], arrays["dims"], grid)
+    whole = draw(arrays["pos"], arrays["angle"], arrays["kind"], arrays["dims"], grid)
     for t in (0, 7, 31):
-        alone = render_scenes(
+        alone = draw(
             arrays["pos"][:, t : t + 1],
             arrays["angle"][:, t : t + 1],
             arrays["kind"],
@@ -323,12 +330,12 @@ def test_cached_poses_and_copied_frames_match_frame_by_frame_rendering():
 def test_render_input_errors():
     p, a, k, d = one_body(Kind.DYNAMIC_BALL_1, [1, 0, 0, 0], [5, 5], 0.0)
     with pytest.raises(PhylawError, match="square"):
-        render_scenes(p, a, k, d, PixelGrid(64, 32))
+        draw(p, a, k, d, PixelGrid(64, 32))
     with pytest.raises(PhylawError, match="angle"):
-        render_scenes(p, a[:, :, :0], k, d, PixelGrid.square(32))
+        draw(p, a[:, :, :0], k, d, PixelGrid.square(32))
     with pytest.raises(PhylawError, match="out"):
-        render_scenes(p, a, k, d, PixelGrid.square(32), out=np.empty((1, 1, 16, 16, 3), np.uint8))
-    nan = render_scenes(np.full_like(p, np.nan), a, k, d, PixelGrid.square(16))
+        draw(p, a, k, d, PixelGrid.square(32), out=np.empty((1, 1, 16, 16, 3), np.uint8))
+    nan = draw(np.full_like(p, np.nan), a, k, d, PixelGrid.square(16))
     assert (nan == 255).all()
 
 

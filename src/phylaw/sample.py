@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import shutil
 import zipfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +40,8 @@ from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
 from phylaw.data.dataset import VideoDataset
+from phylaw.data.io.video import FPS, write_mp4
 from phylaw.data.store import Store, open_store, read_json, write_json
-from phylaw.data.video import FPS, write_mp4
 from phylaw.models.dit import DiT
 from phylaw.train.checkpoint import load_module, read_state, resolve_checkpoint
 from phylaw.train.config import SAMPLERS, TrainConfig, frame_indices, network_config
@@ -107,6 +107,158 @@ def _part_rows(parts_dir: Path) -> dict[int, Path]:
     return found
 
 
+@dataclass(frozen=True)
+class _Job:
+    """A resolved ``sample_split`` call: the run, the split and what the samples will be."""
+
+    cfg: TrainConfig
+    model: torch.nn.Module
+    codec: Codec
+    device: torch.device
+    sampler: str
+    steps: int
+    res: int
+    store: Store
+    idx: list[int]
+    count: int
+    record: dict
+
+
+def _resolve(run_dir, data_dir, opts: dict) -> _Job:
+    """Load the run, check every setting of ``opts`` (sample_split's keywords), and write down
+    what these samples are (the record kept in run.json)."""
+    fmt = opts["fmt"]
+    if fmt not in FORMATS:
+        raise PhylawError(f"unknown sample format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    dev = _device(opts["device"])
+    cfg, model, ckpt, step = load_run(run_dir, ema=opts["ema"], device=dev)
+    codec = opts["codec"] or codec_for(cfg, dev)
+    sampler = opts["sampler"] or cfg.diffusion.sampler
+    if sampler not in SAMPLERS:
+        raise PhylawError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    steps = opts["steps"] or cfg.diffusion.sample_steps
+    if not 1 <= steps <= cfg.diffusion.num_steps:
+        raise PhylawError(f"invalid --steps {steps}: must be in [1, {cfg.diffusion.num_steps}]")
+    limit = opts["limit"]
+    if opts["batch_size"] < 1 or (limit is not None and limit < 1):
+        raise PhylawError("batch size and limit must be positive")
+    res = opts["resolution"] or cfg.data.resolution_px
+    if res < 1 or (fmt == "mp4" and res % 2):
+        raise PhylawError(f"invalid resolution {res}: mp4 needs an even size such as 32 or 128")
+    store = data_dir if isinstance(data_dir, Store) else open_store(data_dir)
+    idx = frame_indices(cfg)
+    if store.manifest["num_frames"] <= idx[-1]:
+        raise PhylawError(f"{store.root} has too few frames for this model ({idx[-1] + 1} needed)")
+    count = len(store) if limit is None else min(limit, len(store))
+    record = {
+        "format": "phylaw-samples",
+        "phylaw_version": __version__,
+        "run": str(Path(run_dir).resolve()),
+        "checkpoint": ckpt.name,
+        "step": step,
+        "ema": opts["ema"],
+        "sampler": sampler,
+        "steps": steps,
+        "seed": opts["seed"],
+        "resolution_px": res,
+        "video_format": fmt,
+        "count": count,
+        "split": str(store.root.resolve()),
+        "scenario": store.scenario,
+        "split_name": store.split,
+        "frame_indices": idx,
+        "cond_frames": cfg.diffusion.cond_frames,
+        "frame_times_s": store.times[idx].tolist(),
+        "fps": FPS / cfg.data.frame_stride,
+    }
+    return _Job(cfg, model, codec, dev, sampler, steps, res, store, idx, count, record)
+
+
+def _open_out(out: Path, record: dict) -> bool:
+    """Create ``out`` or check that it holds samples of the same settings; True when they are
+    complete already."""
+    if (out / "run.json").exists():
+        old = read_json(out / "run.json", "sample record")
+        differ = [k for k in record if k not in ("phylaw_version",) and old.get(k) != record[k]]
+        if differ:
+            raise PhylawError(
+                f"{out} holds samples made with other settings ({', '.join(differ)}); choose "
+                "another --out or delete it"
+            )
+        if old.get("complete"):
+            print(f"{out} is complete ({record['count']} videos)")
+            return True
+    elif out.exists() and any(out.iterdir()):
+        raise PhylawError(f"{out} exists and holds no samples; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "run.json", dict(record, complete=False))
+    return False
+
+
+def _todo(out: Path, job: _Job, ids: np.ndarray, fmt: str) -> np.ndarray:
+    """Rows still to generate: those no finished part (npz) or file (mp4) holds."""
+    if fmt != "npz":
+        return np.asarray([r for r in range(job.count) if not (out / f"{ids[r]:07d}.mp4").exists()])
+    covered = np.zeros(job.count, bool)
+    for path in _part_rows(out / ".parts").values():
+        with np.load(path, allow_pickle=False) as z:
+            rows = z["rows"]
+        covered[rows[rows < job.count]] = True
+    return np.flatnonzero(~covered)
+
+
+def _generate(job: _Job, out: Path, todo, ids, cont, opts: dict) -> None:
+    """Continue the videos ``todo`` batch by batch, the given frames taken from the ground
+    truth; each batch is written as it comes (a part file, or mp4 files)."""
+    gt = VideoDataset(job.store, job.res)  # ground truth at the output size (condition frames)
+    src = VideoDataset(job.store, job.cfg.data.resolution_px)  # the model's input, as trained
+    c, parts_dir, n = job.cfg.diffusion.cond_frames, out / ".parts", opts["batch_size"]
+    bar = tqdm(
+        total=job.count,
+        initial=job.count - len(todo),
+        unit="video",
+        disable=not opts["progress"],
+        desc=f"sample {job.store.split}",
+    )
+    with bar:
+        for start in range(0, len(todo), n):
+            rows = todo[start : start + n]
+            videos = cont(src.render_rows(rows)["video"].numpy(), seeds=ids[rows], size=job.res)
+            videos[:, :c] = gt.render_rows(rows)["video"].numpy()[:, job.idx[:c]]
+            if opts["fmt"] == "npz":
+                parts_dir.mkdir(exist_ok=True)
+                tmp = parts_dir / f".tmp-{os.getpid()}.npz"
+                np.savez(tmp, rows=rows, videos=videos)
+                os.replace(tmp, parts_dir / f"rows_{int(rows[0]):07d}.npz")
+            else:
+                for r, video in zip(rows, videos, strict=True):
+                    write_mp4(out / f"{ids[r]:07d}.mp4", video, fps=job.record["fps"])
+            bar.update(len(rows))
+
+
+def _finish(job: _Job, out: Path, ids: np.ndarray, fmt: str) -> None:
+    """Assemble the npz (the videos and their states) or list the mp4 files; mark complete."""
+    store, idx, count = job.store, job.idx, job.count
+    states = store.get(slice(0, count))
+    records = {
+        "index": states.index,
+        "params": states.params,
+        "pos0": states.pos0,
+        "pos": states.pos[:, idx],
+        "level": states.level,
+        "times": store.times[idx],
+        "frame_indices": np.asarray(idx),
+        "cond_frames": np.asarray(job.cfg.diffusion.cond_frames),
+        "param_names": np.array(store.manifest["param_names"]),
+        "levels": np.array(store.levels),
+    }
+    if fmt == "npz":
+        _finish_npz(out, out / ".parts", records, (count, len(idx), job.res, job.res, 3))
+    else:
+        write_json(out / "videos.json", _listing(store, states, ids, job.record))
+    write_json(out / "run.json", dict(job.record, complete=True))
+
+
 def sample_split(
     run_dir: str | Path,
     data_dir: str | Path | Store,
@@ -129,133 +281,23 @@ def sample_split(
     steps / sampler: default the run's `diffusion.sample_steps` / `diffusion.sampler`;
     resolution: output side in px (default the run's `data.resolution_px`); fmt: 'npz' or
     'mp4'; codec: a latent-space run's codec (default: its `space.autoencoder`, through
-    `train.generate.codec_for`). Returns `out_dir`.
+    `train.generate.codec_for`). Re-running the same call resumes. Returns `out_dir`.
     """
-    if fmt not in FORMATS:
-        raise PhylawError(f"unknown sample format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    dev = _device(device)
-    cfg, model, ckpt, step = load_run(run_dir, ema=ema, device=dev)
-    codec = codec or codec_for(cfg, dev)
-    sampler = sampler or cfg.diffusion.sampler
-    if sampler not in SAMPLERS:
-        raise PhylawError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    steps = steps or cfg.diffusion.sample_steps
-    if not 1 <= steps <= cfg.diffusion.num_steps:
-        raise PhylawError(f"invalid --steps {steps}: must be in [1, {cfg.diffusion.num_steps}]")
-    if batch_size < 1 or (limit is not None and limit < 1):
-        raise PhylawError("batch size and limit must be positive")
-    res = resolution or cfg.data.resolution_px
-    if res < 1 or (fmt == "mp4" and res % 2):
-        raise PhylawError(f"invalid resolution {res}: mp4 needs an even size such as 32 or 128")
-    store = data_dir if isinstance(data_dir, Store) else open_store(data_dir)
-    idx = frame_indices(cfg)
-    if store.manifest["num_frames"] <= idx[-1]:
-        raise PhylawError(f"{store.root} has too few frames for this model ({idx[-1] + 1} needed)")
-    count = len(store) if limit is None else min(limit, len(store))
-
+    opts = dict(
+        steps=steps, ema=ema, sampler=sampler, batch_size=batch_size, limit=limit,
+        resolution=resolution, fmt=fmt, seed=seed, device=device, codec=codec, progress=progress,
+    )  # fmt: skip
+    job = _resolve(run_dir, data_dir, opts)
     out = Path(out_dir)
-    record = {
-        "format": "phylaw-samples",
-        "phylaw_version": __version__,
-        "run": str(Path(run_dir).resolve()),
-        "checkpoint": ckpt.name,
-        "step": step,
-        "ema": ema,
-        "sampler": sampler,
-        "steps": steps,
-        "seed": seed,
-        "resolution_px": res,
-        "video_format": fmt,
-        "count": count,
-        "split": str(store.root.resolve()),
-        "scenario": store.scenario,
-        "split_name": store.split,
-        "frame_indices": idx,
-        "cond_frames": cfg.diffusion.cond_frames,
-        "frame_times_s": store.times[idx].tolist(),
-        "fps": FPS / cfg.data.frame_stride,
-    }
-    if (out / "run.json").exists():
-        old = read_json(out / "run.json", "sample record")
-        differ = [k for k in record if k not in ("phylaw_version",) and old.get(k) != record[k]]
-        if differ:
-            raise PhylawError(
-                f"{out} holds samples made with other settings ({', '.join(differ)}); choose "
-                "another --out or delete it"
-            )
-        if old.get("complete"):
-            print(f"{out} is complete ({count} videos)")
-            return out
-    elif out.exists() and any(out.iterdir()):
-        raise PhylawError(f"{out} exists and holds no samples; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "run.json", dict(record, complete=False))
-
-    ids = store.column("index")[:count]
-    gt = VideoDataset(store, res)  # ground truth at the output size (condition frames)
-    src = VideoDataset(store, cfg.data.resolution_px)  # the model's input, as in training
+    if _open_out(out, job.record):
+        return out
+    ids = job.store.column("index")[: job.count]
     cont = Continuation(
-        model,
-        cfg,
-        codec,
-        device=dev,
-        steps=steps,
-        sampler=sampler,
-        batch_size=batch_size,
-        seed=seed,
-    )
-    parts_dir = out / ".parts"
-    done_parts = _part_rows(parts_dir)
-    if fmt == "npz":
-        covered = np.zeros(count, bool)
-        for path in done_parts.values():
-            with np.load(path, allow_pickle=False) as z:
-                rows = z["rows"]
-            covered[rows[rows < count]] = True
-        todo = np.flatnonzero(~covered)
-    else:
-        todo = np.asarray([r for r in range(count) if not (out / f"{ids[r]:07d}.mp4").exists()])
-    c = cfg.diffusion.cond_frames
-    bar = tqdm(
-        total=count,
-        initial=count - len(todo),
-        unit="video",
-        disable=not progress,
-        desc=f"sample {store.split}",
-    )
-    with bar:
-        for start in range(0, len(todo), batch_size):
-            rows = todo[start : start + batch_size]
-            videos = cont(src.render_rows(rows)["video"].numpy(), seeds=ids[rows], size=res)
-            videos[:, :c] = gt.render_rows(rows)["video"].numpy()[:, idx[:c]]
-            if fmt == "npz":
-                parts_dir.mkdir(exist_ok=True)
-                tmp = parts_dir / f".tmp-{os.getpid()}.npz"
-                np.savez(tmp, rows=rows, videos=videos)
-                os.replace(tmp, parts_dir / f"rows_{int(rows[0]):07d}.npz")
-            else:
-                for r, video in zip(rows, videos, strict=True):
-                    write_mp4(out / f"{ids[r]:07d}.mp4", video, fps=record["fps"])
-            bar.update(len(rows))
-
-    states = store.get(slice(0, count))
-    records = {
-        "index": states.index,
-        "params": states.params,
-        "pos0": states.pos0,
-        "pos": states.pos[:, idx],
-        "level": states.level,
-        "times": store.times[idx],
-        "frame_indices": np.asarray(idx),
-        "cond_frames": np.asarray(cfg.diffusion.cond_frames),
-        "param_names": np.array(store.manifest["param_names"]),
-        "levels": np.array(store.levels),
-    }
-    if fmt == "npz":
-        _finish_npz(out, parts_dir, records, (count, len(idx), res, res, 3))
-    else:
-        write_json(out / "videos.json", _listing(store, states, ids, record))
-    write_json(out / "run.json", dict(record, complete=True))
+        job.model, job.cfg, job.codec, device=job.device, steps=job.steps, sampler=job.sampler,
+        batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    _generate(job, out, _todo(out, job, ids, fmt), ids, cont, opts)
+    _finish(job, out, ids, fmt)
     return out
 
 

@@ -66,7 +66,7 @@ def _data_export(args) -> None:
 
 
 def _data_import(args) -> None:
-    from phylaw.data.phyworld import import_phyworld
+    from phylaw.data.io.phyworld import import_phyworld
 
     store = import_phyworld(args.file, args.out, scenario=args.scenario)
     print(f"imported {len(store)} {store.scenario} videos into {args.out}")
@@ -87,6 +87,12 @@ def register(sub) -> None:
     dsub = data.add_subparsers(
         dest="data_command", required=True, metavar="COMMAND", parser_class=Parser
     )
+    _add_build(dsub)
+    _add_views(dsub)
+
+
+def _add_build(dsub) -> None:
+    """``phylaw data build``."""
     b = add_command(
         dsub,
         "build",
@@ -147,6 +153,9 @@ def register(sub) -> None:
     )
     b.add_argument("--shard-size", type=int, default=None, help=argparse.SUPPRESS)
 
+
+def _add_views(dsub) -> None:
+    """``phylaw data info``, ``preview``, ``export`` and ``import``."""
     i = add_command(
         dsub,
         "info",

@@ -9,34 +9,23 @@ from phylaw.commands import add_command
 
 
 def _eval(args) -> None:
-    from phylaw.data.combinatorial import is_scene_store
     from phylaw.data.store import open_store
-    from phylaw.eval.run import EvalConfig, evaluate, format_table
+    from phylaw.eval.run import EvalConfig, evaluate, format_result
     from phylaw.eval.sources import open_source
 
     store = open_store(args.data)
     source = open_source(args.videos, store.column("index"))
-    if is_scene_store(store):
-        from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes, format_scene_table
-
-        cfg = SceneEvalConfig(
-            num_cond_frames=1 if args.cond_frames is None else args.cond_frames,
-            limit=args.limit,
-            floor=not args.no_floor,
-            lpips_weights=args.lpips_weights,
-            i3d_weights=args.i3d_weights,
-        )
-        result = evaluate_scenes(source, store, args.out, cfg)
-        print(format_scene_table(result.summary))
-    else:
-        cfg = EvalConfig(
-            num_cond_frames=3 if args.cond_frames is None else args.cond_frames,
-            limit=args.limit,
-            floor=not args.no_floor,
-            fidelity=args.fidelity,
-        )
-        result = evaluate(source, store, args.out, cfg)
-        print(format_table(result.summary))
+    cfg = EvalConfig(
+        num_cond_frames=args.cond_frames,
+        limit=args.limit,
+        floor=not args.no_floor,
+        fidelity=args.fidelity,
+        lpips_weights=args.lpips_weights,
+        i3d_weights=args.i3d_weights,
+        workers=args.workers,
+    )
+    result = evaluate(source, store, args.out, cfg)
+    print(format_result(result.summary))
     if result.failures:
         print(
             f"\n{len(result.failures)} videos could not be scored, e.g. video "
@@ -48,8 +37,8 @@ def _eval(args) -> None:
 
 
 def _baseline(args) -> None:
+    from phylaw.baselines import BaselineContext, get_baseline, write_baseline
     from phylaw.data.store import open_store
-    from phylaw.eval.baselines import BaselineContext, get_baseline, write_baseline
 
     get_baseline(args.name)  # an unknown name fails before any split is read
     store = open_store(args.data)
@@ -78,6 +67,12 @@ def _baseline(args) -> None:
 
 def register(sub) -> None:
     """Add ``eval`` and ``baseline``."""
+    _add_eval(sub)
+    _add_baseline(sub)
+
+
+def _add_eval(sub) -> None:
+    """``phylaw eval``."""
     e = add_command(
         sub,
         "eval",
@@ -101,11 +96,18 @@ def register(sub) -> None:
         "--cond-frames",
         type=int,
         default=None,
-        help="condition frames, not scored (default: 3; 1 for combinatorial scenes)",
+        help="condition frames, not scored (default: the videos' record, else 3; 1 for "
+        "combinatorial scenes)",
     )
     e.add_argument("--limit", type=int, default=None, help="score the first N videos only")
     e.add_argument("--fidelity", action="store_true", help="also PSNR and SSIM (slower)")
     e.add_argument("--no-floor", action="store_true", help="skip the ground-truth parse floor")
+    e.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes scoring batches (default: one per CPU core, at most 4)",
+    )
     e.add_argument(
         "--lpips-weights", default=None, help="LPIPS weights (scenes; or PHYLAW_LPIPS_WEIGHTS)"
     )
@@ -113,6 +115,9 @@ def register(sub) -> None:
         "--i3d-weights", default=None, help="I3D weights for FVD (scenes; or PHYLAW_I3D_WEIGHTS)"
     )
 
+
+def _add_baseline(sub) -> None:
+    """``phylaw baseline``."""
     b = add_command(
         sub,
         "baseline",

@@ -12,7 +12,7 @@ Formats (``FORMATS``):
 * ``npz``: one uncompressed file with ``videos`` uint8 [N, T, H, W, 3] (streamed to disk batch
   by batch), ``index``, ``params``, ``pos0``, ``pos``, ``level``, ``times``, ``param_names``
   and ``levels``.
-* ``phyworld-hdf5``: the authors' merged layout (``phylaw.data.phyworld``), chunks of 1000.
+* ``phyworld-hdf5``: the authors' merged layout (``phylaw.data.io.phyworld``), chunks of 1000.
 
 Frames have row 0 at the top of the image (world y = 10), as the authors' files.
 """
@@ -30,9 +30,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
-from phylaw.data.phyworld import CHUNK_SIZE, PhyworldWriter
+from phylaw.data.io.phyworld import CHUNK_SIZE, PhyworldWriter
+from phylaw.data.io.video import FPS, encode_gif, encode_mp4
 from phylaw.data.store import StateBatch, Store, open_store, write_json
-from phylaw.data.video import FPS, encode_gif, encode_mp4
 from phylaw.data.views import render_batch
 from phylaw.render.geometry import PixelGrid
 

@@ -132,7 +132,7 @@ def preview(
     seed: int = 0,
 ) -> Path:
     """Write a gif of ``count`` videos of the split, picked evenly across its levels."""
-    from phylaw.data.video import write_gif
+    from phylaw.data.io.video import write_gif
 
     if count < 1 or resolution < 8:
         raise PhylawError("--count must be >= 1 and --resolution >= 8")

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.eval.physics import VideoMetrics
+from phylaw.eval.metrics.physics import VideoMetrics
 
 RESAMPLES = 1000
 CONFIDENCE = 0.95

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from phylaw import PhylawError
+from phylaw.data.io.video import CRF, decode_video, encode_mp4
 from phylaw.data.store import Store, atomic_write_bytes
-from phylaw.data.video import CRF, decode_video, encode_mp4
 from phylaw.eval.aggregate import CONFIDENCE, RESAMPLES, aggregate
-from phylaw.eval.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
-from phylaw.eval.plausibility import FLAGS, parse_for_flags, plausibility_matrix
+from phylaw.eval.flags.balls import FLAGS, parse_for_flags, plausibility_matrix
+from phylaw.eval.metrics.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
 from phylaw.physics.state import Colour
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
@@ -49,11 +49,11 @@ _CODE = (  # modules whose source decides the floor's values
     "phylaw.eval.floor",
     "phylaw.eval.parse",
     "phylaw.eval.scan",
-    "phylaw.eval.physics",
-    "phylaw.eval.plausibility",
+    "phylaw.eval.metrics.physics",
+    "phylaw.eval.flags.balls",
     "phylaw.render.raster",
     "phylaw.render.geometry",
-    "phylaw.data.video",
+    "phylaw.data.io.video",
 )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from phylaw import PhylawError
 from phylaw.data.io.npz import load_npz_array, npz_keys
-from phylaw.data.video import decode_video
+from phylaw.data.io.video import decode_video
 
 EXTENSIONS = (".mp4", ".gif", ".npz")
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -197,7 +197,7 @@ class ArraySource(VideoSource):
             self.parallel = False  # one h5py file handle
             return f["videos"], (f["index"][()] if "index" in f else None)
         f.close()
-        from phylaw.data.phyworld import inspect_phyworld, read_phyworld_videos
+        from phylaw.data.io.phyworld import inspect_phyworld, read_phyworld_videos
 
         layout = inspect_phyworld(path)
         self._decode = lambda k: read_phyworld_videos(path, [k])[0]

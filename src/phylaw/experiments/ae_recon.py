@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from phylaw.data.dataset import VideoDataset
-from phylaw.eval.physics import VideoMetrics, evaluate_videos
+from phylaw.eval.metrics.physics import VideoMetrics, evaluate_videos
 from phylaw.render.geometry import PixelGrid
 from phylaw.train.ae import load_autoencoder, reconstruct
 

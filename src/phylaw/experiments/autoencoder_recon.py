@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from phylaw.eval.report import Table
 from phylaw.experiments.kinds import AEReconStage, DataStage, TrainAEStage
 from phylaw.experiments.plan import Plan, Resources, Stage, scale_settings
+from phylaw.experiments.report.html import Table
 
 __all__ = ["SCALES", "AutoencoderRecon", "build", "cpu", "paper", "plan"]
 

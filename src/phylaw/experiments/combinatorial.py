@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from phylaw.eval.report import Table
 from phylaw.experiments.kinds import DataStage, EvaluateStage, SampleStage, TrainAEStage, TrainStage
 from phylaw.experiments.plan import Plan, Resources, Stage, scale_settings
+from phylaw.experiments.report.html import Table
 
 __all__ = ["SCALES", "Combinatorial", "Model", "build", "cpu", "paper", "plan"]
 
@@ -158,7 +158,7 @@ def _tables(s: Combinatorial):
                             [model, templates, split]
                             + [_cell(sm, f"flag_{f}", 100, 1).split(" ")[0] for f in sm["flags"]]
                         )
-        from phylaw.eval.scene_flags import SCENE_FLAGS
+        from phylaw.eval.flags.scenes import SCENE_FLAGS
 
         return [
             Table(
@@ -187,7 +187,7 @@ def _tables(s: Combinatorial):
 
 def _figures(s: Combinatorial):
     def figures(paths: dict) -> list:
-        from phylaw.eval.report import pyplot
+        from phylaw.experiments.report.html import pyplot
 
         plt = pyplot()
         fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.0))
@@ -214,8 +214,8 @@ def _figures(s: Combinatorial):
 def _animations(s: Combinatorial):
     def animations(paths: dict) -> list[tuple[str, bytes]]:
         from phylaw.data.info import side_by_side
+        from phylaw.data.io.video import encode_gif
         from phylaw.data.store import open_store
-        from phylaw.data.video import encode_gif
         from phylaw.data.views import render_batch
         from phylaw.render.geometry import PixelGrid
 

@@ -145,7 +145,7 @@ class EvaluateStage(Stage):
     """Scores of a sample or baseline stage's videos against their split (`eval.run`)."""
 
     kind = "evaluate"
-    cond_frames: int = 3  # given frames, not scored (the paper's 3; combinatorial scenes: 1)
+    cond_frames: int | None = None  # given frames, not scored; None: the videos' own record
     limit: int | None = None  # the first N videos only; None: all
     videos: str = input_field()  # a sample or baseline stage
     data: str = input_field()  # the split they continue

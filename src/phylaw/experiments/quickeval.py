@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from phylaw.data.store import open_store
-from phylaw.eval.physics import evaluate_videos
+from phylaw.eval.metrics.physics import evaluate_videos
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
 from phylaw.train.config import TrainConfig, frame_indices

@@ -92,7 +92,7 @@ def training_curve(paths: dict) -> list:
     """The quick evaluation logged during training: ID and OOD error e over time."""
     import json
 
-    from phylaw.eval.report import pyplot
+    from phylaw.experiments.report.html import pyplot
 
     log = paths["train"] / "metrics.jsonl"
     rows = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []

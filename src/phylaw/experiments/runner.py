@@ -135,7 +135,7 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
         spent += seconds
         estimate_spent += s.minutes * 60
     if report:
-        from phylaw.experiments.report import write_plan_report
+        from phylaw.experiments.report.plan import write_plan_report
 
         path = write_plan_report(plan, out, paths)
         if progress:

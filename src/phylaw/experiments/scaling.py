@@ -105,7 +105,7 @@ def _figures(s: Scaling):
     def figures(paths: dict) -> list:
         import json
 
-        from phylaw.eval.report import pyplot
+        from phylaw.experiments.report.html import pyplot
 
         plt = pyplot()
         fig, axes = plt.subplots(

@@ -96,8 +96,8 @@ def _sample(stage: SampleStage, inputs: dict[str, Path], out: Path, progress: bo
 
 
 def _baseline(stage: BaselineStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.baselines import BaselineContext, write_baseline
     from phylaw.data.store import open_store
-    from phylaw.eval.baselines import BaselineContext, write_baseline
 
     store = open_store(inputs["data"])
     train = open_store(inputs["train"]) if "train" in inputs else None
@@ -114,21 +114,14 @@ def videos_path(stage_dir: Path) -> Path:
 
 
 def _evaluate(stage: EvaluateStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
-    from phylaw.data.combinatorial import is_scene_store
     from phylaw.data.store import open_store
     from phylaw.eval.run import EvalConfig, evaluate
     from phylaw.eval.sources import open_source
 
     store = open_store(inputs["data"])
     source = open_source(videos_path(inputs["videos"]), store.column("index"))
-    if is_scene_store(store):
-        from phylaw.eval.scenes import SceneEvalConfig, evaluate_scenes
-
-        cfg = SceneEvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
-        result = evaluate_scenes(source, store, out, cfg, progress=progress)
-    else:
-        cfg = EvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
-        result = evaluate(source, store, out, cfg, progress=progress)
+    cfg = EvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
+    result = evaluate(source, store, out, cfg, progress=progress)
     return {"videos": result.summary["videos"], "failures": len(result.failures)}
 
 

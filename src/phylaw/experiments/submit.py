@@ -139,7 +139,7 @@ class ReportJob:
     out: Path
 
     def __call__(self) -> str:
-        from phylaw.experiments.report import write_plan_report
+        from phylaw.experiments.report.plan import write_plan_report
 
         return str(write_plan_report(self.plan, self.out, plan_paths(self.plan, self.out)))
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from phylaw import PhylawError
+from phylaw.data.io.video import encode_gif
 from phylaw.data.store import atomic_write_bytes, read_json, write_json
-from phylaw.data.video import encode_gif
 from phylaw.train.config_core import config_diff, config_to_dict, dict_to_config, fixed_changes
 
 __all__ = ["RunLog", "StopFlag", "check_run_dir"]

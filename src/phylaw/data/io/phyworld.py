@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
 from phylaw.data.build import bodies_table
+from phylaw.data.io.video import decode_video
 from phylaw.data.store import FORMAT, FORMAT_VERSION, MANIFEST, Store, write_json, write_shard
-from phylaw.data.video import decode_video
 from phylaw.physics.scenarios import get_scenario
 from phylaw.physics.state import FRAME_DT_S, WORLD_SIZE, frame_times
 

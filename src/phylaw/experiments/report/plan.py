@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from phylaw.data.info import side_by_side
+from phylaw.data.io.video import encode_gif
 from phylaw.data.store import open_store
-from phylaw.data.video import encode_gif
+from phylaw.eval.metrics.physics import scored_samples
 from phylaw.eval.parse import parse_videos
-from phylaw.eval.physics import scored_samples
-from phylaw.eval.report import (
+from phylaw.experiments.plan import Plan
+from phylaw.experiments.report.html import (
     Report,
     error_figure,
     figure_png,
@@ -34,7 +35,6 @@ from phylaw.eval.report import (
     velocity_figure,
     write_report,
 )
-from phylaw.experiments.plan import Plan
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
 

@@ -34,9 +34,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.spatial import cKDTree
 
-from phylaw.physics.scenes.kinds import colour_of, form_of, local_parts
-from phylaw.physics.scenes.simulate import SceneTrajectory
-from phylaw.physics.state import WORLD_SIZE, Colour
+from phylaw.physics.scenes.kinds import colour_of, form_of, local_parts, scene_record
+from phylaw.physics.state import WORLD_SIZE, Colour, SceneTrajectory
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import PALETTE
 from phylaw.render.shapes import render_scenes
@@ -163,7 +162,7 @@ def copy_is_clear(traj: SceneTrajectory, i: int, t: int, offset: np.ndarray) -> 
 
 # ------------------------------------------------------------------------------ drawing
 def _render(pos, angle, kind, dims, grid: PixelGrid) -> np.ndarray:
-    return render_scenes(pos, angle, kind, dims, grid)
+    return render_scenes(scene_record(np.zeros(pos.shape[1]), pos, angle, kind, dims), grid)
 
 
 def _hidden(traj: SceneTrajectory, body: np.ndarray, start: np.ndarray):
@@ -261,7 +260,7 @@ def resize(traj: SceneTrajectory, body, start, scale, grid: PixelGrid) -> np.nda
     """``body`` is drawn with every dimension times ``scale`` [B] (about its origin)."""
     body, start = np.asarray(body), np.asarray(start)
     pos, angle = _hidden(traj, body, start)
-    hidden = SceneTrajectory(traj.times, pos, angle, traj.kind, traj.dims)
+    hidden = traj.with_poses(pos, angle)
     pos_new = traj.pos[np.arange(traj.batch_size), :, body]
     return _render(*_extra_slot(hidden, body, start, scale, pos_new), grid)
 

@@ -24,8 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError
+from phylaw.data.io.video import encode_mp4
 from phylaw.data.store import Store, atomic_write_bytes, write_json
-from phylaw.data.video import encode_mp4
 from phylaw.eval.parse import parse_videos
 from phylaw.physics.state import Bodies, Colour, Shape
 from phylaw.render.geometry import PixelGrid

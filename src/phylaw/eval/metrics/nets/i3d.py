@@ -6,7 +6,7 @@ The layout and parameter names are those of piergiaj/pytorch-i3d's ``InceptionI3
 TensorFlow's 'SAME' padding; the same network, from TF-Hub, sits behind the FVD of Unterthiner
 et al. and stylegan-v's ``i3d_torchscript.pt``, which the authors used. That TorchScript file is
 refused on purpose: loading TorchScript executes the code it contains. Convert a state dict once
-with :func:`phylaw.eval.weights.to_safetensors` if you like; either format loads.
+with :func:`phylaw.eval.metrics.nets.weights.to_safetensors` if you like; either format loads.
 
 Features for FVD are the 400 pre-softmax Kinetics logits averaged over time, as in TF-Hub and
 stylegan-v (``return_features=True``).
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phylaw.eval.weights import load_checked, read_state_dict, resolve_weights_path
+from phylaw.eval.metrics.nets.weights import load_checked, read_state_dict, resolve_weights_path
 
 __all__ = ["I3D", "I3D_ENV", "I3D_HOW", "i3d_preprocess"]
 

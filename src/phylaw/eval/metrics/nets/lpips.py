@@ -12,7 +12,8 @@ size before the sum. That is the default here (``upsample=True``); ``upsample=Fa
 default (a spatial mean per layer). The two differ by the interpolation only (about 1e-3 relative).
 
 Weights: one file whose names are torchvision's ``features.{0,3,6,8,10}.{weight,bias}`` and lpips'
-``lin{0..4}.model.1.weight``; build it with :func:`phylaw.eval.weights.merge_lpips_weights`.
+``lin{0..4}.model.1.weight``; build it with
+:func:`phylaw.eval.metrics.nets.weights.merge_lpips_weights`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from phylaw.eval.weights import load_checked, read_state_dict, resolve_weights_path
+from phylaw.eval.metrics.nets.weights import load_checked, read_state_dict, resolve_weights_path
 
 __all__ = ["LPIPS", "LPIPS_ENV", "LPIPS_HOW"]
 
 LPIPS_ENV = "PHYLAW_LPIPS_WEIGHTS"
 LPIPS_HOW = (
-    "build the file with phylaw.eval.weights.merge_lpips_weights(alexnet, lin, out) from "
+    "build the file with phylaw.eval.metrics.nets.weights.merge_lpips_weights(alexnet, lin, "
+    "out) from "
     "torchvision's alexnet-owt-7be5be79.pth (https://download.pytorch.org/models/"
     "alexnet-owt-7be5be79.pth) and lpips' weights/v0.1/alex.pth "
     "(https://github.com/richzhang/PerceptualSimilarity)"

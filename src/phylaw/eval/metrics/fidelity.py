@@ -7,8 +7,8 @@ Videos are [B, T, H, W, 3], channels last as the renderer writes them: uint8 in 
   MSE < 1e-10** (the authors' cap for identical frames).
 * SSIM per frame: Gaussian window 11, sigma 1.5, C1 = 0.01^2, C2 = 0.03^2, 'valid' filtering (5 px
   cropped per side, as OpenCV filter2D + crop), mean map per channel, averaged over the 3 channels.
-* LPIPS per frame: v0.1 'alex' (:mod:`phylaw.eval.lpips`), inputs mapped to [-1, 1].
-* FVD over a set: I3D logits (:mod:`phylaw.eval.i3d`) and the Frechet distance with
+* LPIPS per frame: v0.1 'alex' (:mod:`phylaw.eval.metrics.nets.lpips`), inputs mapped to [-1, 1].
+* FVD over a set: I3D logits (:mod:`phylaw.eval.metrics.nets.i3d`) and the Frechet distance with
   ``scipy.linalg.sqrtm`` (real part) and unbiased covariances, as stylegan-v.
 
 The authors report these per timestep over *all* frames (conditioning frames included) and FVD
@@ -29,8 +29,8 @@ import scipy.linalg
 import torch
 
 from phylaw import PhylawError
-from phylaw.eval.i3d import I3D, i3d_preprocess
-from phylaw.eval.lpips import LPIPS
+from phylaw.eval.metrics.nets.i3d import I3D, i3d_preprocess
+from phylaw.eval.metrics.nets.lpips import LPIPS
 
 __all__ = [
     "as_video",

@@ -1,8 +1,9 @@
 """Pretrained weights for the fidelity networks: find the file, read it safely, check it.
 
-The networks of :mod:`phylaw.eval.lpips` (AlexNet + linear heads) and :mod:`phylaw.eval.i3d`
-(Inception-I3D) need pretrained weights that phylaw does not ship and never downloads. The user
-gives a path, either as an argument (the CLI's flag) or in an environment variable.
+The networks of :mod:`phylaw.eval.metrics.nets.lpips` (AlexNet + linear heads) and
+:mod:`phylaw.eval.metrics.nets.i3d` (Inception-I3D) need pretrained weights that phylaw does
+not ship and never downloads. The user gives a path, either as an argument (the CLI's flag)
+or in an environment variable.
 
 Reading a weights file never executes code: a file is read as safetensors, or else with
 ``torch.load(..., weights_only=True)``, which unpickles tensors and plain containers only.

@@ -4,8 +4,9 @@ The paper (Sec. 4.2, Table 2, Fig. 20) has people mark a generated PHYRE-style v
 when it looks physically implausible; its examples are objects that vanish and rigid bodies that
 break or lose their shape. Here that judgement is made from the pixels of a generated video
 (uint8 [B, T, H, W, 3]) and what the evaluation may know of the scene: its bodies at t = 0
-(``SceneStart``: kind, so colour and static/dynamic, geometry and pose), never the ground truth
-of later frames, since a model's motion may legitimately differ.
+(``start``: the ``physics.state.SceneTrajectory`` of the given frame, with each body's colour,
+static or dynamic, parts and pose), never the ground truth of later frames, since a model's
+motion may legitimately differ.
 
 Idea: rigid bodies keep their area and shape and never overlap, static bodies never move, and
 each colour is a fixed set of bodies. So in every frame each colour's blobs (``eval.scene_blobs``:
@@ -47,14 +48,12 @@ tolerances are for clean renders: a model's blur or a lossy codec need them re-t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
 from phylaw import PhylawError
-from phylaw.eval.scene_blobs import (
+from phylaw.eval.flags.scene_blobs import (
     SCENE_COLOURS,
     Blobs,
     components,
@@ -62,7 +61,7 @@ from phylaw.eval.scene_blobs import (
     principal,
     scene_blobs,
 )
-from phylaw.eval.scene_explain import (
+from phylaw.eval.flags.scene_explain import (
     Explanation,
     SceneTolerances,
     Units,
@@ -70,9 +69,9 @@ from phylaw.eval.scene_explain import (
     explain,
     shape_residuals,
 )
-from phylaw.physics.scenes.kinds import EMPTY, colour_of, is_dynamic
+from phylaw.physics.state import SceneTrajectory
 from phylaw.render.geometry import PixelGrid
-from phylaw.render.shapes import render_scenes
+from phylaw.render.raster import render_trajectory
 
 SCENE_FLAGS = (
     "vanishes",
@@ -87,50 +86,34 @@ _F = {name: i for i, name in enumerate(SCENE_FLAGS)}
 _EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity, as ``scene_blobs``
 
 
-@dataclass(frozen=True)
-class SceneStart:
-    """The bodies of B scenes at t = 0, padded to N slots (``physics.scenes.SceneTrajectory``).
-
-    ``kind`` int8 [B, N] (``EMPTY`` in unused slots), ``dims`` [B, N, 4], ``pos`` [B, N, 2] body
-    origins and ``angle`` [B, N] radians, world units.
-    """
-
-    kind: np.ndarray
-    dims: np.ndarray
-    pos: np.ndarray
-    angle: np.ndarray
-
-    @classmethod
-    def from_trajectory(cls, traj) -> SceneStart:
-        """The first frame of a ``SceneTrajectory`` (what a generated video is conditioned on)."""
-        return cls(traj.kind, traj.dims, traj.pos[:, 0], traj.angle[:, 0])
-
-
 # ------------------------------------------------------------------------------ references
+def scene_start(traj: SceneTrajectory, frame: int = 0) -> SceneTrajectory:
+    """The scenes at their given frame ``frame`` (what a generated video is conditioned on):
+    the record of that one frame."""
+    return traj.at_frames([frame])
+
+
 def scene_units(
-    start: SceneStart, grid: PixelGrid, mask_alpha: float = SceneTolerances.mask_alpha
+    start: SceneTrajectory, grid: PixelGrid, mask_alpha: float = SceneTolerances.mask_alpha
 ) -> list[list[Units]]:
     """Units of each scene colour (``SCENE_COLOURS``) in each of the B scenes, [B][K].
 
     Each scene is drawn as N + 1 layers: its static bodies together (each component of a colour
     is one unit), then every dynamic body alone (one unit, however many components it shows).
     """
-    kind = np.asarray(start.kind)
-    b, n = kind.shape
-    colour = colour_of(kind)
-    dynamic = is_dynamic(kind)
-    static = (kind != EMPTY) & ~dynamic
+    b, n = start.colour.shape
+    colour = np.asarray(start.colour)
+    dynamic = np.asarray(start.dynamic)
+    static = start.present & ~dynamic
     show = np.zeros((b, n + 1, n), dtype=bool)  # [B, layer, slot]
     show[:, 0] = static
     show[:, 1:] = np.eye(n, dtype=bool)[None] & dynamic[:, None, :]
-    pos = np.where(show[..., None], np.asarray(start.pos, np.float64)[:, None], np.nan)
-    angle = np.broadcast_to(np.asarray(start.angle, np.float64)[:, None], show.shape)
-    dims = np.asarray(start.dims)
+    pos = np.where(show[..., None], np.asarray(start.pos[:, 0], np.float64)[:, None], np.nan)
+    angle = np.broadcast_to(np.asarray(start.angle[:, 0], np.float64)[:, None], show.shape)
     out = []
     for i in range(b):
-        layers = render_scenes(
-            pos[i : i + 1], angle[i : i + 1], kind[i : i + 1], dims[i : i + 1], grid
-        )
+        layered = start[i : i + 1].with_poses(pos[i : i + 1], np.array(angle[i : i + 1]))
+        layers = render_trajectory(layered, grid)
         weights, _ = memberships(layers[0])  # [K, N+1, H, W]
         per_colour = []
         for k, c in enumerate(SCENE_COLOURS):
@@ -237,15 +220,16 @@ def _runs(score: np.ndarray, m: int) -> np.ndarray:
 
 def scene_flag_scores(
     videos: np.ndarray,
-    start: SceneStart,
+    start: SceneTrajectory,
     *,
     num_cond_frames: int = 1,
     tolerances: SceneTolerances | None = None,
 ) -> np.ndarray:
     """Evidence for each flag in each frame, float64 [B, T, len(SCENE_FLAGS)]; a flag is raised
     in a frame where its score exceeds 1. ``videos`` uint8 [B, T, H, W, 3] (square), ``start``
-    the scenes at t = 0; the first ``num_cond_frames`` frames (given, not generated) score 0;
-    ``tolerances`` default to ``SceneTolerances()``.
+    the scenes at their given frame (``scene_start``; its first frame is used); the first
+    ``num_cond_frames`` frames (given, not generated) score 0; ``tolerances`` default to
+    ``SceneTolerances()``.
     """
     tol = tolerances or SceneTolerances()
     videos = np.asarray(videos)
@@ -254,8 +238,8 @@ def scene_flag_scores(
     b, t, h, w, _ = videos.shape
     if h != w:
         raise PhylawError(f"scene_flags: square frames only, got {h}x{w}")
-    if start.kind.shape[0] != b:
-        raise PhylawError(f"scene_flags: {start.kind.shape[0]} scenes for {b} videos")
+    if start.batch_size != b:
+        raise PhylawError(f"scene_flags: {start.batch_size} scenes for {b} videos")
     c = int(num_cond_frames)
     if not 1 <= c < t:
         raise PhylawError(f"num_cond_frames must be in [1, {t - 1}] for {t} frames, got {c}")
@@ -284,13 +268,13 @@ def scene_flag_scores(
     return out
 
 
-def scene_flag_matrix(videos: np.ndarray, start: SceneStart, **kw) -> np.ndarray:
+def scene_flag_matrix(videos: np.ndarray, start: SceneTrajectory, **kw) -> np.ndarray:
     """Flags as a matrix, bool [B, len(SCENE_FLAGS)]; arguments as ``scene_flag_scores``.
     ``abnormal = matrix.any(1)``."""
     return (scene_flag_scores(videos, start, **kw) > 1.0).any(1)
 
 
-def scene_flags(videos: np.ndarray, start: SceneStart, **kw) -> list[list[str]]:
+def scene_flags(videos: np.ndarray, start: SceneTrajectory, **kw) -> list[list[str]]:
     """The names (from ``SCENE_FLAGS``) raised for each of the B videos; an empty list is a
     plausible video. Arguments as ``scene_flag_scores``."""
     return [

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.eval.scene_blobs import Blobs, principal
+from phylaw.eval.flags.scene_blobs import Blobs, principal
 
 MAX_UNITS = 10  # units of one colour the exact explanation handles (3^N per blob)
 

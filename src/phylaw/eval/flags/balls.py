@@ -56,15 +56,23 @@ larger tolerance. Tuned at 128 px; re-run the tuning for other resolutions or co
 from __future__ import annotations
 
 import functools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from phylaw import PhylawError
+from phylaw.eval.flags.motion import (
+    Motion,
+    ffill,
+    motion,
+    nanreduce,
+    occupied,
+    shift,
+    sustained,
+    take,
+)
 from phylaw.eval.parse import ParsedStates, parse_videos
 from phylaw.physics.state import Colour
 from phylaw.render.geometry import PixelGrid
@@ -80,7 +88,7 @@ FLAGS = (
     "teleports",
 )
 _F = {name: i for i, name in enumerate(FLAGS)}
-_BORDER_NORMALS = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])  # l, r, b, t
+BORDER_NORMALS = np.array([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]])  # l, r, b, t
 
 
 @dataclass(frozen=True)
@@ -161,142 +169,6 @@ def parse_for_flags(
     return parse_videos(videos, key, grid, foreign=table)
 
 
-# ------------------------------------------------------------------------------ helpers
-def _ffill(valid: np.ndarray) -> np.ndarray:
-    """Index of the last frame <= t where ``valid`` [B, T, ...] holds, -1 if none (same shape)."""
-    t = np.arange(valid.shape[1]).reshape((1, -1) + (1,) * (valid.ndim - 2))
-    return np.maximum.accumulate(np.where(valid, t, -1), axis=1)
-
-
-def _take(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``x`` [B, T, K, ...] at frame ``idx`` [B, T, K] (NaN where idx < 0)."""
-    extra = x.ndim - idx.ndim
-    i = np.maximum(idx, 0).reshape(idx.shape + (1,) * extra)
-    out = np.take_along_axis(x, i, axis=1).astype(np.float64)
-    out[idx < 0] = np.nan
-    return out
-
-
-def _shift(x: np.ndarray, n: int, fill) -> np.ndarray:
-    """``x`` [B, T, ...] delayed by n frames along T (``out[:, t] = x[:, t - n]``)."""
-    out = np.empty_like(x)
-    out[:, :n] = fill
-    out[:, n:] = x[:, : x.shape[1] - n]
-    return out
-
-
-def _sustained(score: np.ndarray, m: int) -> np.ndarray:
-    """Per-frame score [B, T, ...] that held for m frames in a row: min over the window ending
-    at t (NaN counts as 0)."""
-    s = np.nan_to_num(score, nan=0.0)
-    if m <= 1:
-        return s
-    win = sliding_window_view(s, m, axis=1).min(-1)  # [B, T - m + 1, ...]
-    out = np.zeros_like(s)
-    out[:, m - 1 :] = win
-    return out
-
-
-def _nanreduce(fn, x: np.ndarray) -> np.ndarray:
-    """``fn(x, axis=1)`` for a NaN-aware reduction, NaN (silently) where a slice is all NaN."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return fn(x, axis=1)
-
-
-def _nearest_border(pos: np.ndarray, world_size: float) -> tuple[np.ndarray, np.ndarray]:
-    """Distance [...] to the nearest image border and its outward normal [..., 2] (world)."""
-    x, y = pos[..., 0], pos[..., 1]
-    dist = np.stack([x, world_size - x, y, world_size - y], -1)
-    side = np.argmin(np.nan_to_num(dist, nan=np.inf), -1)
-    return np.take_along_axis(dist, side[..., None], -1)[..., 0], _BORDER_NORMALS[side]
-
-
-class _Motion(NamedTuple):
-    """Kinematics of B videos' K objects over T frames (arrays [B, T, K, ...], world units)."""
-
-    margin: float  # contact margin
-    touch: np.ndarray  # bool: within r_i + r_j + margin of another visible object
-    near: np.ndarray  # bool: touching, or its straight path met another since the last frame
-    step: np.ndarray  # [..., 2] displacement since the previous frame
-    pred: np.ndarray  # [..., 2] last sighting carried on at the last velocity
-    centre: np.ndarray  # [..., 2] the parsed position where visible, else ``pred``
-    moving_out: np.ndarray  # bool: its last velocity points out through the nearest border
-    leaving: np.ndarray  # bool: ... and its predicted disc reaches that border
-
-
-def _motion(
-    parsed: ParsedStates,
-    radius: np.ndarray,
-    margin: float,
-    border_margin: float,
-    world_size: float,
-) -> _Motion:
-    """Contacts, velocities and predicted positions from the parsed states; ``radius`` [B, K]
-    world units. Velocities come from contact-free steps between two sightings; after a contact
-    the first step seen after it is used, and until then the velocity is unknown: the object may
-    then have gone as fast as an elastic collision allows, ``|v_i| + 2 max_j |v_i - v_j|``."""
-    pos, vis = parsed.pos, parsed.visible
-    b, t, k = vis.shape
-    # Contacts: touching now, or approaching into contact since the previous frame.
-    pair_d = np.full((b, t, k, k), np.inf)
-    for i in range(k):
-        for j in range(k):
-            if i != j:
-                d = np.linalg.norm(pos[:, :, i] - pos[:, :, j], axis=-1)
-                pair_d[:, :, i, j] = np.where(vis[:, :, i] & vis[:, :, j], d, np.inf)
-    reach = radius[:, None, :, None] + radius[:, None, None, :] + margin  # [B, 1, K, K]
-    touch = (pair_d < reach).any(-1)
-    step = pos - _shift(pos, 1, np.nan)  # displacement per frame [B, T, K, 2]
-    ok_step = vis & _shift(vis, 1, False) & ~touch & _shift(~touch, 1, False)
-    vel = _take(step, _ffill(ok_step))  # last contact-free velocity up to t, world/frame
-    prev_vel, prev_pos = _shift(vel, 1, np.nan), _shift(pos, 1, np.nan)
-    between = np.zeros((b, t, k), dtype=bool)
-    for i in range(k):
-        for j in range(k):
-            if i != j:
-                d0 = prev_pos[:, :, i] - prev_pos[:, :, j]
-                u = np.nan_to_num(prev_vel[:, :, i] - prev_vel[:, :, j])
-                s = np.clip(-(d0 * u).sum(-1) / np.maximum((u * u).sum(-1), 1e-12), 0.0, 1.0)
-                closest = np.linalg.norm(d0 + s[..., None] * u, axis=-1)
-                between[:, :, i] |= np.nan_to_num(closest, nan=np.inf) < reach[:, :, i, j]
-    near = touch | between
-    # The fastest a collision can send each object: |v_i| + 2 max_j |v_i - v_j| (elastic bound).
-    speed = np.linalg.norm(np.nan_to_num(vel), axis=-1)
-    kick = np.zeros((b, t, k))
-    for i in range(k):
-        for j in range(k):
-            if i != j:
-                rel = np.linalg.norm(np.nan_to_num(vel[:, :, i] - vel[:, :, j]), axis=-1)
-                kick[:, :, i] = np.maximum(kick[:, :, i], 2.0 * rel)
-    bound = np.where(np.isnan(vel[..., 0]), np.inf, speed + kick)  # world/frame, [B, T, K]
-    # After a contact the velocity is the latest step after it (clean if possible), else unknown.
-    after = _ffill(near)
-    clean, seen = _ffill(ok_step), _ffill(vis & _shift(vis, 1, False))
-    vel = np.where(
-        (clean > after)[..., None],
-        vel,
-        np.where((seen > after)[..., None], _take(step, seen), np.nan),
-    )
-    prev_vel = _shift(vel, 1, np.nan)
-
-    # Where each object should be: its last sighting carried on at its last velocity.
-    last = _ffill(vis)
-    prev_last = _shift(last, 1, -1)
-    gap = np.arange(t)[None, :, None] - prev_last
-    pred = _take(pos, prev_last) + np.nan_to_num(prev_vel) * gap[..., None]
-    centre = np.where(vis[..., None], pos, pred)
-    border_d, normal = _nearest_border(centre, world_size)
-    outward = (np.nan_to_num(prev_vel) * normal).sum(-1)
-    unknown = np.isnan(prev_vel[..., 0])  # since a contact: it may move at up to its bound
-    moving_out = (outward > 0) | unknown
-    prev_bound = _shift(bound, 1, np.inf)
-    reachable = np.where(np.isfinite(prev_bound), prev_bound * np.maximum(gap, 0), np.inf)
-    slack = np.where(unknown, reachable, 0.0)
-    leaving = moving_out & (border_d < radius[:, None] + border_margin + slack)
-    return _Motion(margin, touch, near, step, pred, centre, moving_out, leaving)
-
-
 # ------------------------------------------------------------------------------ the flags
 class _Context(NamedTuple):
     """What every flag reads: the parsed states, the reference appearance from the condition
@@ -313,7 +185,7 @@ class _Context(NamedTuple):
     radius: np.ndarray  # [B, K] world units, for contacts and borders
     present: np.ndarray  # [B, K] the object is in the scene
     expected: np.ndarray | None  # [B, K] objects per colour, if given
-    m: _Motion
+    m: Motion
 
 
 def _context(parsed, num_cond_frames, expected_objects, tol) -> _Context:
@@ -323,8 +195,8 @@ def _context(parsed, num_cond_frames, expected_objects, tol) -> _Context:
     if not 1 <= c < t:
         raise PhylawError(f"num_cond_frames must be in [1, {t - 1}] for {t} frames, got {c}")
     ppw = float(parsed.grid.world_len_to_px(1.0))
-    ref_area = _nanreduce(np.nanmedian, np.where(inv[:, :c], area[:, :c], np.nan))  # [B, K]
-    any_size = _nanreduce(np.nanmax, np.where(vis, parsed.size, np.nan))
+    ref_area = nanreduce(np.nanmedian, np.where(inv[:, :c], area[:, :c], np.nan))  # [B, K]
+    any_size = nanreduce(np.nanmax, np.where(vis, parsed.size, np.nan))
     ref_ok = np.isfinite(ref_area)
     ref_r_px = np.sqrt(ref_area / np.pi)
     radius = np.where(ref_ok, ref_r_px / ppw, any_size)
@@ -334,7 +206,7 @@ def _context(parsed, num_cond_frames, expected_objects, tol) -> _Context:
         expected = np.broadcast_to(np.asarray(expected_objects, dtype=np.int64), (b, k))
         present = present | (expected > 0)
     world = parsed.grid.world_size
-    m = _motion(parsed, radius, tol.contact_margin_px / ppw, tol.border_margin_px / ppw, world)
+    m = motion(parsed, radius, tol.contact_margin_px / ppw, tol.border_margin_px / ppw, world)
     gen = (np.arange(t) >= c)[None, :, None]
     return _Context(
         parsed, tol, c, ppw, gen, ref_area, ref_ok, ref_r_px, radius, present, expected, m
@@ -348,28 +220,28 @@ def _disappears(x: _Context, videos: np.ndarray | None) -> tuple[np.ndarray, np.
     p, m = x.parsed, x.m
     b, t, k = p.visible.shape
     behind = np.zeros((b, t, k), dtype=bool)
-    prev_centre = _shift(m.centre, 1, np.nan)
+    prev_centre = shift(m.centre, 1, np.nan)
     for j in range(k):
         pj, rj = p.pos[:, :, j : j + 1], x.radius[:, None, j : j + 1]
         covers = np.linalg.norm(m.pred - pj, axis=-1) < rj + m.margin  # [B, T, K]
-        was_near = np.linalg.norm(prev_centre - _shift(pj, 1, np.nan), axis=-1)
+        was_near = np.linalg.norm(prev_centre - shift(pj, 1, np.nan), axis=-1)
         was_near = np.nan_to_num(was_near, nan=np.inf) < rj + x.radius[:, None] + m.margin
         behind |= p.visible[:, :, j : j + 1] & covers & was_near
     gone = x.gen & x.present[:, None] & ~p.visible & ~m.leaving & ~behind
-    vanish = gone & _shift(~gone, 1, True)  # first frame of each absence
+    vanish = gone & shift(~gone, 1, True)  # first frame of each absence
     recolour = np.zeros((b, t))
     if videos is not None:  # something else stands where it vanished: a colour change
         world = p.grid.world_size
-        taken = _occupied(videos, m.pred, x.ppw, world, x.tol.colour_background) & vanish
+        taken = occupied(videos, m.pred, x.ppw, world, x.tol.colour_background) & vanish
         recolour = np.where(taken.any(-1), np.inf, 0.0)
-        gone &= ~(_take(taken[..., None], _ffill(vanish))[..., 0] > 0)  # that whole absence
+        gone &= ~(take(taken[..., None], ffill(vanish))[..., 0] > 0)  # that whole absence
     return np.where(gone.any(-1), np.inf, 0.0), recolour
 
 
 def _appears(x: _Context) -> np.ndarray:
     """Visible from nothing, away from the border and from other objects."""
     p = x.parsed
-    popped = x.gen & p.visible & p.in_view & ~_shift(p.visible, 1, False) & ~x.m.touch
+    popped = x.gen & p.visible & p.in_view & ~shift(p.visible, 1, False) & ~x.m.touch
     return np.where(popped.any(-1), np.inf, 0.0)
 
 
@@ -380,12 +252,12 @@ def _count_changes(x: _Context) -> np.ndarray:
     if x.expected is not None:
         ref_cnt = x.expected
     else:
-        med = _nanreduce(np.nanmedian, np.where(vis[:, : x.c], cnt[:, : x.c], np.nan))
+        med = nanreduce(np.nanmedian, np.where(vis[:, : x.c], cnt[:, : x.c], np.nan))
         ref_cnt = np.rint(np.nan_to_num(med)).astype(np.int64)
     ref_cnt = ref_cnt[:, None]
     more = vis & (cnt > np.maximum(ref_cnt, 1))  # overlapping discs never split a disc
     fewer = vis & p.in_view & (ref_cnt >= 2) & (cnt < ref_cnt) & ~x.m.touch
-    odd = _sustained((more | fewer).astype(np.float64), x.tol.min_frames) * x.gen
+    odd = sustained((more | fewer).astype(np.float64), x.tol.min_frames) * x.gen
     return np.where(odd.max(-1) > 0, np.inf, 0.0)
 
 
@@ -406,12 +278,12 @@ def _size_and_shape(x: _Context) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     size = np.where(cut & ~m.moving_out, np.abs(dev), size)
     desc = p.shape_descriptor()
     cond_in = p.in_view[:, : x.c, :, None]
-    ref_desc = _nanreduce(np.nanmedian, np.where(cond_in, desc[:, : x.c], np.nan))
+    ref_desc = nanreduce(np.nanmedian, np.where(cond_in, desc[:, : x.c], np.nan))
     shape_tol = tol.shape + tol.shape_edge_px / x.ref_r_px[:, None]
     shape = np.linalg.norm(desc - ref_desc[:, None], axis=-1) / shape_tol
     shape = np.where(clear, shape, 0.0)
-    sizes = _sustained(size, tol.min_frames).max(-1)
-    return sizes, _sustained(shape, tol.min_frames).max(-1), whole
+    sizes = sustained(size, tol.min_frames).max(-1)
+    return sizes, sustained(shape, tol.min_frames).max(-1), whole
 
 
 def _foreign_colour(x: _Context) -> np.ndarray:
@@ -419,15 +291,15 @@ def _foreign_colour(x: _Context) -> np.ndarray:
     foreign = x.parsed.foreign_px.astype(np.float64)
     base = foreign[:, : x.c].max(1, keepdims=True)
     colour = np.maximum(foreign - base, 0.0) / x.tol.colour_min_px * x.gen[..., 0]
-    return _sustained(colour, x.tol.min_frames)
+    return sustained(colour, x.tol.min_frames)
 
 
 def _teleports(x: _Context, whole: np.ndarray) -> np.ndarray:
     """Departure from constant velocity, contacts exempt."""
     m = x.m
-    jerk = np.linalg.norm(m.step - _shift(m.step, 1, np.nan), axis=-1) / x.tol.jump_world_units
-    calm = whole & _shift(whole, 1, False) & _shift(whole, 2, False)
-    calm &= ~m.near & ~_shift(m.near, 1, True) & ~_shift(m.touch, 2, True)
+    jerk = np.linalg.norm(m.step - shift(m.step, 1, np.nan), axis=-1) / x.tol.jump_world_units
+    calm = whole & shift(whole, 1, False) & shift(whole, 2, False)
+    calm &= ~m.near & ~shift(m.near, 1, True) & ~shift(m.touch, 2, True)
     return np.where(x.gen & calm, np.nan_to_num(jerk), 0.0).max(-1)
 
 
@@ -464,26 +336,6 @@ def plausibility_scores(
     score[..., _F["colour_changes"]] = recolour
     score[..., _F["teleports"]] = _teleports(x, whole)
     return score
-
-
-def _occupied(
-    videos: np.ndarray, pred: np.ndarray, ppw: float, world_size: float, background: float
-) -> np.ndarray:
-    """Whether the 3x3 pixels around each predicted centre ``pred`` [B, T, K, 2] (world) are on
-    average farther than ``background`` grey levels from white: bool [B, T, K]."""
-    b, t, h, w, _ = videos.shape
-    col = np.rint(np.nan_to_num(pred[..., 0], nan=-10) * ppw - 0.5).astype(np.int64)
-    row = np.rint((world_size - np.nan_to_num(pred[..., 1], nan=-10)) * ppw - 0.5).astype(np.int64)
-    inside = (col >= 1) & (col < w - 1) & (row >= 1) & (row < h - 1)
-    col, row = np.clip(col, 1, w - 2), np.clip(row, 1, h - 2)
-    bi = np.arange(b)[:, None, None]
-    ti = np.arange(t)[None, :, None]
-    total = np.zeros((b, t, pred.shape[2], 3))
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            total += videos[bi, ti, row + dr, col + dc].astype(np.float64)
-    dist = np.linalg.norm(np.asarray(BACKGROUND, np.float64) - total / 9.0, axis=-1)
-    return inside & (dist > background)
 
 
 def plausibility_matrix(

@@ -79,7 +79,6 @@ import numpy as np
 
 from phylaw import PhylawError
 from phylaw.eval.parse import ParsedStates, parse_videos, recentre_cut
-from phylaw.physics.scenarios import get_scenario
 from phylaw.physics.state import WORLD_SIZE, Trajectory
 from phylaw.render.geometry import PixelGrid
 
@@ -350,7 +349,6 @@ def scored_samples(
     view, post-contact for collision), whether each ball was tracked in both frames (else it
     is charged the penalty), and the parsed velocities (cut discs recentred; NaN untracked).
     For plots that must show what the metric sees."""
-    get_scenario(scenario)
     _check(parsed, truth, num_cond_frames)
     b, t = truth.pos.shape[:2]
     k = _track(parsed, truth)
@@ -371,9 +369,9 @@ def physics_metrics(
     ``parsed``: states parsed from the generated videos, [B, T, N]; ``truth``: the ground-truth
     trajectories of the same scenes, [B, T, N] (colours in the same slot order); ``scenario``:
     a registered scenario name (collision is scored after the contact); ``num_cond_frames``:
-    the conditioning frames, which are not scored. Returns ``VideoMetrics`` [B].
+    the conditioning frames, which are not scored. Returns ``VideoMetrics`` [B]. (The
+    scenario only decides whether frames count after a contact, ``WITH_CONTACT``.)
     """
-    get_scenario(scenario)
     _check(parsed, truth, num_cond_frames)
     b, t = truth.pos.shape[:2]
     k = _track(parsed, truth)
