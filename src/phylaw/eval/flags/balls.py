@@ -338,43 +338,18 @@ def plausibility_scores(
     return score
 
 
-def plausibility_matrix(
-    parsed: ParsedStates,
-    videos: np.ndarray | None = None,
-    *,
-    num_cond_frames: int = 3,
-    expected_objects: np.ndarray | Sequence[int] | None = None,
-    tolerances: PlausibilityTolerances = PlausibilityTolerances(),
-) -> np.ndarray:
-    """Flags as a matrix, bool [B, len(FLAGS)] (columns in ``FLAGS`` order); see
-    ``plausibility_scores`` for the arguments. ``abnormal = matrix.any(1)``."""
-    scores = plausibility_scores(
-        parsed,
-        videos,
-        num_cond_frames=num_cond_frames,
-        expected_objects=expected_objects,
-        tolerances=tolerances,
-    )
-    return (scores > 1.0).any(1)
+def plausibility_matrix(parsed: ParsedStates, videos: np.ndarray | None = None, **kw) -> np.ndarray:
+    """Flags as a matrix, bool [B, len(FLAGS)] (columns in ``FLAGS`` order); arguments as
+    ``plausibility_scores``. ``abnormal = matrix.any(1)``."""
+    return (plausibility_scores(parsed, videos, **kw) > 1.0).any(1)
 
 
 def plausibility_flags(
-    parsed: ParsedStates,
-    videos: np.ndarray | None = None,
-    *,
-    num_cond_frames: int = 3,
-    expected_objects: np.ndarray | Sequence[int] | None = None,
-    tolerances: PlausibilityTolerances = PlausibilityTolerances(),
+    parsed: ParsedStates, videos: np.ndarray | None = None, **kw
 ) -> list[list[str]]:
     """The names (from ``FLAGS``) raised for each of the B videos; an empty list is a plausible
     video. Arguments as ``plausibility_scores``."""
-    matrix = plausibility_matrix(
-        parsed,
-        videos,
-        num_cond_frames=num_cond_frames,
-        expected_objects=expected_objects,
-        tolerances=tolerances,
-    )
+    matrix = plausibility_matrix(parsed, videos, **kw)
     return [[FLAGS[f] for f in np.flatnonzero(row)] for row in matrix]
 
 
