@@ -30,7 +30,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "diffusion": ("diffusion",),
     "train": TRAIN,
     "sample": ("sample", *TRAIN),
-    "baselines": ("baselines", "data", "render", "physics", "eval.parse", "eval.scan"),
+    "baselines": ("baselines", "data", "render", "physics", "eval.parse"),
     "eval": (
         "eval",
         "physics.state",
