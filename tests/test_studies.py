@@ -11,7 +11,7 @@ from phylaw import PhylawError
 from phylaw.cli import main
 from phylaw.data.build import build_split
 from phylaw.data.export import export_store
-from phylaw.data.info import describe, render_rows
+from phylaw.data.info import describe, preview, render_rows
 from phylaw.data.labels import Block, inside_hull
 from phylaw.data.region_args import resolve_region_args
 from phylaw.data.regions import Region, box
@@ -69,10 +69,10 @@ def _export_params(spec, tmp_path, fmt="npz") -> np.ndarray:
 
 @pytest.mark.parametrize("name", list(GAPS) + list(KEPT))
 def test_training_exports_hold_no_video_in_a_gap_or_outside_kept_intervals(name, tmp_path):
-    fmt = "npz" if name in GAPS else "phyworld-hdf5"
-    params = _export_params(study_split(name, "train", 600), tmp_path, fmt)
+    fmt, n = ("npz", 600) if name in GAPS else ("phyworld-hdf5", 240)  # hdf5: the init_streams
+    params = _export_params(study_split(name, "train", n), tmp_path, fmt)
     v = params[:, 1]
-    assert len(v) == 600 and v.min() >= 1 and v.max() <= 4
+    assert len(v) == n and v.min() >= 1 and v.max() <= 4
     if name in GAPS:
         lo, hi = GAPS[name]
         assert not ((v > lo) & (v < hi)).any()
@@ -80,7 +80,7 @@ def test_training_exports_hold_no_video_in_a_gap_or_outside_kept_intervals(name,
     else:
         inside = np.any([(v >= a) & (v <= b) for a, b in KEPT[name]], axis=0)
         assert inside.all()
-        assert all(((v >= a) & (v <= b)).sum() == 600 // len(KEPT[name]) for a, b in KEPT[name])
+        assert all(((v >= a) & (v <= b)).sum() == n // len(KEPT[name]) for a, b in KEPT[name])
 
 
 def test_a_region_split_is_a_pure_function_of_its_spec(tmp_path):
@@ -146,6 +146,8 @@ def test_quadrant_videos_carry_their_colours_and_shapes(tmp_path):
     centre = np.rint(store.get(rows).pos[:, 0, 0] * 6.4 - 0.5).astype(int)  # (col, row from bottom)
     px = frames[np.arange(4), 63 - centre[:, 1], centre[:, 0]]
     assert px.tolist() == [[0, 0, 255], [255, 255, 255], [255, 0, 0], [255, 255, 255]]
+    gif = preview(tmp_path / "e", tmp_path / "p.gif", count=4, resolution=32)
+    assert gif.stat().st_size > 0  # one video per quadrant, through the same renderer
     text = describe(tmp_path / "e")
     assert "study      colour-ring" in text and "labels     blocks" in text
     assert "colour   red: 700, blue: 700" in text and "shape    disc: 700, ring: 700" in text
@@ -213,3 +215,9 @@ def test_region_validation_in_the_library():
     ell = Region(default_space("collision"), keep=(box(v1=(1, 2)), box(v2=(1, 2))))
     assert ell.cells().share.sum() == pytest.approx(1)  # overlapping boxes over other columns
     assert Block(grid=(("v", 3), ("r", 2))).size(u) == 6
+    draws = resolve_region_args("uniform", "eval", "300", 0, exclude=("v=2:3",), eval_range="v=0:5")
+    params, level = region_params(draws, 0, 300)  # uniform draws over the evaluation space
+    assert draws.levels == ("support", "gap", "beyond") and len(params) == 300
+    assert np.array_equal(
+        np.array(draws.levels)[level] == "gap", (params[:, 1] > 2) & (params[:, 1] < 3)
+    )

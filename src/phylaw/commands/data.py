@@ -121,59 +121,51 @@ def _data_import(args) -> None:
     print(f"imported {len(store)} {store.scenario} videos into {args.out}")
 
 
-def register(sub) -> None:
-    """Add ``data`` and its verbs."""
-    data = sub.add_parser(
-        "data",
-        help="build, inspect, preview, export and import datasets",
-        description="Datasets of the fundamental scenarios: states are "
-        "stored, pixels rendered on demand.",
-        formatter_class=formatter,
-        epilog="examples:\n  phylaw data build --scenario uniform --split "
-        "train --size 30K --out data/u-train\n  phylaw data info "
-        "data/u-train",
-    )
-    dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND", parser_class=Parser
-    )
+BUILD_EXAMPLES = (
+    "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
+    "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
+    "  phylaw data build --scenario collision --split eval-ood --oversample --out data/c-ood\n"
+    "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
+    "--out data/p5k --workers 2\n\n"
+    "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
+    "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
+    "subsample of the smallest level grid holding that many points. For eval splits:\n"
+    "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n"
+    "Collision placement drops candidates (most at high speed and radius), so OOD levels\n"
+    "end unequal ('phylaw data info' shows kept/drawn per level); --oversample draws\n"
+    "each level until it holds its share of SIZE.\n\n"
+    "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
+    "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
+    "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
+    "99K for train, as the paper's 100K less the 10 in-template trials per task; 100 for\n"
+    "the evaluation splits). Use the same --seed for train and evaluation splits:\n"
+    "  phylaw data build --scenario combinatorial --split train --templates 6 --size 10 "
+    "--out data/phyre-train\n\n"
+    "Studies (paper Sec. 5): --study NAME --split train|eval builds a named split of the\n"
+    "mechanism studies (gap-2-3, keep-3, flip, colour-size, colour-ring, ...; an unknown\n"
+    "name lists them all). Evaluation videos carry their region as their level.\n"
+    "  phylaw data build --study gap-2-3 --split train --size 200K --out data/gap23-train\n"
+    "  phylaw data build --study gap-2-3 --split eval --out data/gap23-eval\n"
+    "Regions of your own (split train or eval; see phylaw.data.region_args):\n"
+    "  phylaw data build --scenario uniform --split train --size 20K --exclude v=2:3 "
+    "--out d/gap\n"
+    "  phylaw data build --scenario uniform --split train --keep v=1:1.25,3.75:4 --out d/k\n"
+    "  phylaw data build --scenario collision --split train --exclude v1=2:3,v2=2:3 "
+    "--out d/hole\n"
+    "  phylaw data build --scenario uniform --split eval --exclude v=2:3 --grid v=121,r=36 "
+    "--out d/e\n"
+    "  phylaw data build --scenario uniform --split train --colour red,blue "
+    "--shape disc,ring --out d/mix"
+)
+
+
+def _register_build(dsub) -> None:
+    """Add ``data build`` and its flags."""
     b = add_command(
         dsub,
         "build",
         "generate a split (parameters and exact trajectories) into DIR",
-        "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
-        "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
-        "  phylaw data build --scenario collision --split eval-ood --oversample --out data/c-ood\n"
-        "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
-        "--out data/p5k --workers 2\n\n"
-        "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
-        "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
-        "subsample of the smallest level grid holding that many points. For eval splits:\n"
-        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n"
-        "Collision placement drops candidates (most at high speed and radius), so OOD levels\n"
-        "end unequal ('phylaw data info' shows kept/drawn per level); --oversample draws\n"
-        "each level until it holds its share of SIZE.\n\n"
-        "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
-        "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
-        "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
-        "99K for train, as the paper's 100K less the 10 in-template trials per task; 100 for\n"
-        "the evaluation splits). Use the same --seed for train and evaluation splits:\n"
-        "  phylaw data build --scenario combinatorial --split train --templates 6 --size 10 "
-        "--out data/phyre-train\n\n"
-        "Studies (paper Sec. 5): --study NAME --split train|eval builds a named split of the\n"
-        "mechanism studies (gap-2-3, keep-3, flip, colour-size, colour-ring, ...; an unknown\n"
-        "name lists them all). Evaluation videos carry their region as their level.\n"
-        "  phylaw data build --study gap-2-3 --split train --size 200K --out data/gap23-train\n"
-        "  phylaw data build --study gap-2-3 --split eval --out data/gap23-eval\n"
-        "Regions of your own (split train or eval; see phylaw.data.region_args):\n"
-        "  phylaw data build --scenario uniform --split train --size 20K --exclude v=2:3 "
-        "--out d/gap\n"
-        "  phylaw data build --scenario uniform --split train --keep v=1:1.25,3.75:4 --out d/k\n"
-        "  phylaw data build --scenario collision --split train --exclude v1=2:3,v2=2:3 "
-        "--out d/hole\n"
-        "  phylaw data build --scenario uniform --split eval --exclude v=2:3 --grid v=121,r=36 "
-        "--out d/e\n"
-        "  phylaw data build --scenario uniform --split train --colour red,blue "
-        "--shape disc,ring --out d/mix",
+        BUILD_EXAMPLES,
         _data_build,
     )
     b.add_argument(
@@ -228,6 +220,24 @@ def register(sub) -> None:
         help="eval splits: draw each level until it holds its share after placement drops",
     )
     b.add_argument("--shard-size", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def register(sub) -> None:
+    """Add ``data`` and its verbs."""
+    data = sub.add_parser(
+        "data",
+        help="build, inspect, preview, export and import datasets",
+        description="Datasets of the fundamental scenarios: states are "
+        "stored, pixels rendered on demand.",
+        formatter_class=formatter,
+        epilog="examples:\n  phylaw data build --scenario uniform --split "
+        "train --size 30K --out data/u-train\n  phylaw data info "
+        "data/u-train",
+    )
+    dsub = data.add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    _register_build(dsub)
 
     i = add_command(
         dsub,

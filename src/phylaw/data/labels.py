@@ -65,6 +65,14 @@ class Block:
             out.append(np.asarray(values.get(name, codes), dtype=np.float64))
         return out
 
+    def is_grid(self, space: Space) -> bool:
+        """True for a grid (counts given, or a box of single points), False for draws."""
+        bounds = {n: (lo, hi) for n, lo, hi in self.box.bounds}
+        single = all(
+            bounds.get(n, (lo, hi))[0] == bounds.get(n, (lo, hi))[1] for n, lo, hi in space.ranges
+        )
+        return bool(self.grid) or single
+
     def size(self, space: Space) -> int:
         """Points of this block's grid."""
         return math.prod(len(a) for a in self.axes(space))

@@ -21,7 +21,7 @@ inner radius as a fraction of the radius (``ring_inner_ratio``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def region_split(
         count = parse_count(size if size is not None else "")
         levels = train_levels(support)
         spec = RegionSplitSpec(scenario, split, str(count), count, seed, support, space)
-        return _with(spec, levels=levels, ring_inner_ratio=ring_inner_ratio, study=study)
+        return replace(spec, levels=levels, ring_inner_ratio=ring_inner_ratio, study=study)
     blocks = blocks or (Block(),)
     count = _eval_count(blocks, space, size)
     spec = RegionSplitSpec(
@@ -125,19 +125,13 @@ def region_split(
         raise PhylawError("labels 'blocks' need distinct, non-empty block names")
     _, names = _eval_points(spec, np.arange(count))
     present = [lv for lv in spec.levels if lv in set(names)]
-    return _with(spec, levels=tuple(present))
-
-
-def _with(spec: RegionSplitSpec, **changes) -> RegionSplitSpec:
-    from dataclasses import replace
-
-    return replace(spec, **changes)
+    return replace(spec, levels=tuple(present))
 
 
 def _eval_count(blocks: tuple[Block, ...], space: Space, size) -> int:
     for b in blocks:
         b.check(space)
-    gridded = {bool(b.grid) or not _has_width(b, space) for b in blocks}
+    gridded = {b.is_grid(space) for b in blocks}
     if len(gridded) > 1:
         raise PhylawError("evaluation blocks must be all grids or all uniform draws")
     if gridded == {False}:
@@ -148,13 +142,6 @@ def _eval_count(blocks: tuple[Block, ...], space: Space, size) -> int:
             f"this evaluation grid holds {count} videos; leave out --size (got {size})"
         )
     return count
-
-
-def _has_width(b: Block, space: Space) -> bool:
-    bounds = {n: (lo, hi) for n, lo, hi in b.box.bounds}
-    return any(
-        bounds.get(n, (lo, hi))[0] < bounds.get(n, (lo, hi))[1] for n, lo, hi in space.ranges
-    )
 
 
 def train_levels(support: Region) -> tuple[str, ...]:
@@ -173,7 +160,7 @@ def _owner_name(support: Region, owner: int) -> str:
 def block_counts(spec: RegionSplitSpec) -> np.ndarray:
     """Candidates per evaluation block, int64 [blocks] (grids: their size; draws: equal
     contiguous shares of ``count``)."""
-    if any(b.grid for b in spec.blocks) or not any(_has_width(b, spec.space) for b in spec.blocks):
+    if spec.blocks[0].is_grid(spec.space):  # all blocks are grids, or all draws
         return np.array([b.size(spec.space) for b in spec.blocks], dtype=np.int64)
     n = len(spec.blocks)
     return np.bincount(np.arange(spec.count) * n // spec.count, minlength=n).astype(np.int64)
@@ -189,7 +176,7 @@ def _eval_points(spec: RegionSplitSpec, index: np.ndarray) -> tuple[np.ndarray, 
         sel = block == b
         local = index[sel] - starts[b]
         blk = spec.blocks[b]
-        if blk.grid or not _has_width(blk, spec.space):
+        if blk.is_grid(spec.space):
             params[sel] = blk.points(spec.space, local)
         else:
             key = spec.key(f"params-{b}")
