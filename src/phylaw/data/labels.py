@@ -45,6 +45,7 @@ class Block:
 
     @property
     def name(self) -> str:
+        """The block's name: its box's (a quadrant), or empty."""
         return self.box.name
 
     def axes(self, space: Space) -> list[np.ndarray]:

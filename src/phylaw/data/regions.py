@@ -116,10 +116,12 @@ class Space:
 
     @property
     def numeric(self) -> tuple[str, ...]:
+        """Names of the numeric parameters, in the scenario's order."""
         return tuple(n for n, _, _ in self.ranges)
 
     @property
     def attributes(self) -> tuple[str, ...]:
+        """Names of the attribute columns (none when bodies do not vary)."""
         return tuple(n for n, _ in self.domains)
 
     @property
@@ -128,10 +130,12 @@ class Space:
         return self.numeric + self.attributes
 
     def range_of(self, name: str) -> tuple[float, float]:
+        """(lo, hi) of numeric parameter ``name``."""
         lo, hi = next((lo, hi) for n, lo, hi in self.ranges if n == name)
         return lo, hi
 
     def domain_of(self, name: str) -> tuple[int, ...]:
+        """The codes attribute column ``name`` may take."""
         return next(codes for n, codes in self.domains if n == name)
 
     def with_(self, **changes: tuple[float, float] | IntEnum | tuple[IntEnum, ...]) -> Space:
@@ -171,9 +175,11 @@ class Box:
         object.__setattr__(self, "values", values)
 
     def constrains(self) -> tuple[str, ...]:
+        """Names of the columns this box limits."""
         return tuple(n for n, _, _ in self.bounds) + tuple(n for n, _ in self.values)
 
     def describe(self) -> str:
+        """``name (r=0.7:1.05,colour=red)``, as the command line writes a box."""
         parts = [f"{n}={lo:g}:{hi:g}" for n, lo, hi in self.bounds]
         for n, codes in self.values:
             kind = ATTRIBUTES[attribute_kind(n)]

@@ -66,10 +66,12 @@ class RegionSplitSpec:
 
     @property
     def param_names(self) -> tuple[str, ...]:
+        """Columns of ``params``: the scenario's parameters, then attribute columns."""
         return self.space.names
 
     @property
     def level_names(self) -> tuple[str, ...]:
+        """The split's levels (``manifest['levels']``)."""
         return self.levels
 
     def key(self, purpose: str) -> int:
