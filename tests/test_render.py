@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
-from phylaw.physics.state import Bodies, Colour, Shape, Trajectory, discs, frame_times
+from phylaw.physics.state import (
+    RING_INNER_RATIO,
+    Bodies,
+    Colour,
+    Shape,
+    Trajectory,
+    discs,
+    frame_times,
+)
 from phylaw.render import (
     BACKGROUND,
     PALETTE,
@@ -40,6 +48,7 @@ def reference_render(pos: np.ndarray, bodies: Bodies, grid: PixelGrid) -> np.nda
     img = np.empty((b, t, grid.height_px, grid.width_px, 3))
     img[...] = BACKGROUND
     centres = grid.world_to_px(pos)
+    inner = bodies.inner_radius()
     for i in range(b):
         for k in range(n):
             size = bodies.size[i, k]
@@ -48,10 +57,13 @@ def reference_render(pos: np.ndarray, bodies: Bodies, grid: PixelGrid) -> np.nda
                 if not (size > 0 and np.isfinite(centres[i, j, k]).all()):
                     continue
                 dx, dy = cols - centres[i, j, k, 0], rows - centres[i, j, k, 1]
-                if bodies.shape[i, k] == Shape.DISC:
+                if bodies.shape[i, k] in (Shape.DISC, Shape.RING):
                     d = np.hypot(dx * mean / sx, dy * mean / sy)
                     u = np.clip((size * mean - d) / EDGE_PX + 0.5, 0, 1)
                     a = u * u * (3 - 2 * u)
+                    if bodies.shape[i, k] == Shape.RING:  # minus the hole, same profile
+                        q = np.clip((inner[i, k] * mean - d) / EDGE_PX + 0.5, 0, 1)
+                        a = a - q * q * (3 - 2 * q)
                 else:
                     a = np.clip(size * sx - abs(dx) + 0.5, 0, 1)
                     a *= np.clip(size * sy - abs(dy) + 0.5, 0, 1)
@@ -168,6 +180,57 @@ def test_matches_brute_force_reference(grid):
     want = reference_render(pos, bodies, grid).astype(int)
     assert np.abs(got - want).max() <= 1  # float32 vs float64 may flip a rounding tie
     assert (got != want).mean() < 1e-3
+
+
+@pytest.mark.parametrize("grid", [PixelGrid.square(64), PixelGrid(56, 40)])
+def test_rings_match_the_brute_force_reference(grid):
+    """Rings among discs and squares, overlapping, clipped, with stated inner radii."""
+    rng = np.random.default_rng(5)
+    b, t, n = 5, 3, 3
+    pos = rng.uniform(-1.0, 11.0, (b, t, n, 2))
+    pos[:, :, 1] = pos[:, :, 0] + rng.uniform(-1, 1, (b, t, 2))
+    size = rng.uniform(0.4, 2.5, (b, n))
+    shape = rng.integers(0, 3, (b, n))
+    shape[0] = Shape.RING
+    inner = size * rng.uniform(0.1, 0.9, (b, n))
+    bodies = Bodies(size, shape.astype(np.int8), rng.integers(0, len(Colour), (b, n)), inner)
+    got = render(pos, bodies, grid).astype(int)
+    want = reference_render(pos, bodies, grid).astype(int)
+    assert np.abs(got - want).max() <= 1
+    assert (got != want).mean() < 1e-3
+
+
+@pytest.mark.parametrize("resolution", [128, 256])
+def test_ring_centroid_and_area(resolution):
+    """A ring's coverage sums to pi (r^2 - q^2) and centres on the body, like a disc's; the
+    default inner radius is RING_INNER_RATIO r."""
+    rng = np.random.default_rng(11)
+    grid = PixelGrid.square(resolution)
+    b = 32
+    r = rng.uniform(0.7, 2.0, (b, 1))
+    pos = rng.uniform(r[..., None] + 0.05, 10 - r[..., None] - 0.05, (b, 1, 2))[:, None]
+    bodies = bodies_of(r, np.full((b, 1), Shape.RING), np.full((b, 1), Colour.BLUE))
+    a = coverage(render(pos, bodies, grid)[:, 0], 0)
+    found = grid.px_to_world(centroid_px(a))
+    assert (np.abs(found - pos[:, 0, 0]).max(axis=-1) * grid.px_per_world[0]).max() < 0.02
+    r_px = grid.world_len_to_px(r[:, 0])
+    want = np.pi * (r_px**2 - (RING_INNER_RATIO * r_px) ** 2)
+    assert np.allclose(a.sum(axis=(1, 2)), want, rtol=0.01)
+    hole = np.rint(grid.world_to_px(pos[:, 0, 0])).astype(int)
+    assert (a[np.arange(b), hole[:, 1], hole[:, 0]] == 0).all()  # the centre is background
+
+
+def test_a_ring_needs_an_inner_radius_below_its_outer_one():
+    pos = np.full((1, 1, 1, 2), 5.0)
+    for inner in (1.0, 1.5, -0.1, np.nan):
+        bodies = Bodies(
+            np.ones((1, 1)),
+            np.full((1, 1), Shape.RING, np.int8),
+            np.zeros((1, 1), np.int8),
+            np.full((1, 1), inner),
+        )
+        with pytest.raises(PhylawError, match="inner radius"):
+            render(pos, bodies, PixelGrid.square(32))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,49 @@ from pathlib import Path
 
 from phylaw.commands import Parser, add_command, formatter
 
+REGION_FLAGS = ("exclude", "keep", "range", "grid", "eval_range", "colour", "shape", "ring_inner")
+
+
+def _region_spec(args):
+    """The spec of a --study or of region flags (--exclude, --keep, ...), else None."""
+    from phylaw import PhylawError
+    from phylaw.data.region_args import resolve_region_args
+    from phylaw.data.studies import study_split
+
+    given = [f"--{f.replace('_', '-')}" for f in REGION_FLAGS if getattr(args, f) not in (None, [])]
+    if args.labels is not None:
+        given.append("--labels")
+    if args.study is not None:
+        extra = given + [f"--{f}" for f in ("scenario", "ranges", "templates") if getattr(args, f)]
+        if extra or args.oversample:
+            raise PhylawError(
+                f"--study fixes its regions; leave out {(extra or ['--oversample'])[0]}"
+            )
+        return study_split(args.study, args.split, args.size, args.seed)
+    if args.scenario is None:
+        raise PhylawError(
+            "give --scenario (uniform, collision, parabola, combinatorial) or --study"
+        )
+    if not given and args.split != "eval":
+        return None
+    if args.oversample or args.templates is not None:
+        raise PhylawError(
+            f"{'--oversample' if args.oversample else '--templates'} and {given[0]}"
+            " do not go together"
+        )
+    if args.scenario == "combinatorial" or args.split not in ("train", "eval"):
+        raise PhylawError(
+            f"{(given or ['--split eval'])[0]} applies to --split train or eval of uniform, "
+            "collision or parabola"
+        )
+    return resolve_region_args(
+        args.scenario, args.split, args.size, args.seed, args.ranges or "code",
+        range_text=",".join(args.range or []), keep=tuple(args.keep or ()),
+        exclude=tuple(args.exclude or ()), grid=args.grid or "", eval_range=args.eval_range or "",
+        colours=args.colour or "", shapes=args.shape or "", ring_inner=args.ring_inner,
+        labels=args.labels or "region",
+    )  # fmt: skip
+
 
 def _data_build(args) -> None:
     from phylaw import PhylawError
@@ -15,7 +58,10 @@ def _data_build(args) -> None:
     from phylaw.data.combinatorial import resolve_scene_split
     from phylaw.data.spaces import resolve_split
 
-    if args.scenario == "combinatorial":
+    spec = _region_spec(args)
+    if spec is not None:
+        pass  # a study or a region of its own
+    elif args.scenario == "combinatorial":
         if args.oversample:
             raise PhylawError("--oversample applies to uniform, collision and parabola only")
         if args.ranges is not None:
@@ -29,10 +75,13 @@ def _data_build(args) -> None:
         )
     store = build_split(spec, args.out, workers=args.workers, shard_size=args.shard_size)
     m = store.manifest
+    what = f"study {m['study']} " if m.get("study") else ""
     print(
-        f"{m['scenario']} {m['split']}: {m['count']} videos "
+        f"{what}{m['scenario']} {m['split']}: {m['count']} videos "
         f"({m['candidates'] - m['count']} dropped by placement) in {args.out}"
     )
+    if "regions" in m:
+        print("levels: " + ", ".join(f"{k} {m['level_counts'][k]}" for k in m["levels"]))
 
 
 def _data_info(args) -> None:
@@ -72,60 +121,79 @@ def _data_import(args) -> None:
     print(f"imported {len(store)} {store.scenario} videos into {args.out}")
 
 
-def register(sub) -> None:
-    """Add ``data`` and its verbs."""
-    data = sub.add_parser(
-        "data",
-        help="build, inspect, preview, export and import datasets",
-        description="Datasets of the fundamental scenarios: states are "
-        "stored, pixels rendered on demand.",
-        formatter_class=formatter,
-        epilog="examples:\n  phylaw data build --scenario uniform --split "
-        "train --size 30K --out data/u-train\n  phylaw data info "
-        "data/u-train",
-    )
-    dsub = data.add_subparsers(
-        dest="data_command", required=True, metavar="COMMAND", parser_class=Parser
-    )
-    _add_build(dsub)
-    _add_views(dsub)
+BUILD_EXAMPLES = (
+    "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
+    "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
+    "  phylaw data build --scenario collision --split eval-ood --oversample --out data/c-ood\n"
+    "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
+    "--out data/p5k --workers 2\n\n"
+    "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
+    "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
+    "subsample of the smallest level grid holding that many points. For eval splits:\n"
+    "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n"
+    "Collision placement drops candidates (most at high speed and radius), so OOD levels\n"
+    "end unequal ('phylaw data info' shows kept/drawn per level); --oversample draws\n"
+    "each level until it holds its share of SIZE.\n\n"
+    "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
+    "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
+    "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
+    "99K for train, as the paper's 100K less the 10 in-template trials per task; 100 for\n"
+    "the evaluation splits). Use the same --seed for train and evaluation splits:\n"
+    "  phylaw data build --scenario combinatorial --split train --templates 6 --size 10 "
+    "--out data/phyre-train\n\n"
+    "Studies (paper Sec. 5): --study NAME --split train|eval builds a named split of the\n"
+    "mechanism studies (gap-2-3, keep-3, flip, colour-size, colour-ring, ...; an unknown\n"
+    "name lists them all). Evaluation videos carry their region as their level.\n"
+    "  phylaw data build --study gap-2-3 --split train --size 200K --out data/gap23-train\n"
+    "  phylaw data build --study gap-2-3 --split eval --out data/gap23-eval\n"
+    "Regions of your own (split train or eval; see phylaw.data.region_args):\n"
+    "  phylaw data build --scenario uniform --split train --size 20K --exclude v=2:3 "
+    "--out d/gap\n"
+    "  phylaw data build --scenario uniform --split train --keep v=1:1.25,3.75:4 --out d/k\n"
+    "  phylaw data build --scenario collision --split train --exclude v1=2:3,v2=2:3 "
+    "--out d/hole\n"
+    "  phylaw data build --scenario uniform --split eval --exclude v=2:3 --grid v=121,r=36 "
+    "--out d/e\n"
+    "  phylaw data build --scenario uniform --split train --colour red,blue "
+    "--shape disc,ring --out d/mix"
+)
 
 
-def _add_build(dsub) -> None:
-    """``phylaw data build``."""
+def _register_build(dsub) -> None:
+    """Add ``data build`` and its flags."""
     b = add_command(
         dsub,
         "build",
         "generate a split (parameters and exact trajectories) into DIR",
-        "  phylaw data build --scenario uniform --split train --size 30K --out data/u-train\n"
-        "  phylaw data build --scenario collision --split eval-ood --out data/c-ood\n"
-        "  phylaw data build --scenario collision --split eval-ood --oversample --out data/c-ood\n"
-        "  phylaw data build --scenario parabola --split train --size 5000 --seed 1 "
-        "--out data/p5k --workers 2\n\n"
-        "SIZE for train: a paper level (uniform/parabola 30K, 300K, 3M; collision 28.2K,\n"
-        "329.5K, 3.41M, also accepted as 30K, 300K, 3M) or any count, which takes a seeded\n"
-        "subsample of the smallest level grid holding that many points. For eval splits:\n"
-        "a count (default: the paper's A.4 sizes). Re-running resumes an interrupted build.\n"
-        "Collision placement drops candidates (most at high speed and radius), so OOD levels\n"
-        "end unequal ('phylaw data info' shows kept/drawn per level); --oversample draws\n"
-        "each level until it holds its share of SIZE.\n\n"
-        "combinatorial (PHYRE-style scenes, paper Sec. 4): splits train, eval-in-template,\n"
-        "eval-out-of-template; --templates 6|30|60|ID,ID,... (default: all 60 training\n"
-        "templates, or the 10 held-out ones); SIZE counts videos per template (default:\n"
-        "99K for train, as the paper's 100K less the 10 in-template trials per task; 100 for\n"
-        "the evaluation splits). Use the same --seed for train and evaluation splits:\n"
-        "  phylaw data build --scenario combinatorial --split train --templates 6 --size 10 "
-        "--out data/phyre-train",
+        BUILD_EXAMPLES,
         _data_build,
     )
     b.add_argument(
-        "--scenario", required=True, choices=["uniform", "collision", "parabola", "combinatorial"]
+        "--scenario", default=None, choices=["uniform", "collision", "parabola", "combinatorial"]
     )
     b.add_argument(
         "--split",
         required=True,
-        choices=["train", "eval-id", "eval-ood", "eval-in-template", "eval-out-of-template"],
+        choices=[
+            "train",
+            "eval-id",
+            "eval-ood",
+            "eval",
+            "eval-in-template",
+            "eval-out-of-template",
+        ],
     )
+    b.add_argument("--study", default=None, help="a named split of the Sec. 5 studies")
+    rg = b.add_argument_group("regions (split train or eval; not with --study)")
+    rg.add_argument("--exclude", action="append", metavar="BOX", help="leave out a box (repeat)")
+    rg.add_argument("--keep", action="append", metavar="BOX", help="keep only these boxes")
+    rg.add_argument("--range", action="append", metavar="P=LO:HI", help="a parameter's range")
+    rg.add_argument("--grid", default=None, metavar="P=N,...", help="evaluation grid counts")
+    rg.add_argument("--eval-range", default=None, metavar="P=LO:HI,...", help="evaluation reach")
+    rg.add_argument("--labels", default=None, help="evaluation levels: region (default) or hull")
+    rg.add_argument("--colour", default=None, metavar="C,...", help="colours varying per video")
+    rg.add_argument("--shape", default=None, metavar="S,...", help="disc, square, ring per video")
+    rg.add_argument("--ring-inner", type=float, default=None, help="ring inner radius / r (0.5)")
     b.add_argument(
         "--size",
         default=None,
@@ -154,8 +222,23 @@ def _add_build(dsub) -> None:
     b.add_argument("--shard-size", type=int, default=None, help=argparse.SUPPRESS)
 
 
-def _add_views(dsub) -> None:
-    """``phylaw data info``, ``preview``, ``export`` and ``import``."""
+def register(sub) -> None:
+    """Add ``data`` and its verbs."""
+    data = sub.add_parser(
+        "data",
+        help="build, inspect, preview, export and import datasets",
+        description="Datasets of the fundamental scenarios: states are "
+        "stored, pixels rendered on demand.",
+        formatter_class=formatter,
+        epilog="examples:\n  phylaw data build --scenario uniform --split "
+        "train --size 30K --out data/u-train\n  phylaw data info "
+        "data/u-train",
+    )
+    dsub = data.add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND", parser_class=Parser
+    )
+    _register_build(dsub)
+
     i = add_command(
         dsub,
         "info",

@@ -23,7 +23,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
-from phylaw.data import combinatorial
+from phylaw.data import combinatorial, regionsplit
+from phylaw.data.regionsplit import RegionSplitSpec, region_params
 from phylaw.data.rng import uniforms
 from phylaw.data.spaces import (
     SplitSpec,
@@ -50,18 +51,31 @@ BLOCK = 8192  # candidates simulated at once (small temporaries are much faster 
 BUILD_SPEC = "build-spec.json"
 
 
-def spec_record(spec: SplitSpec | combinatorial.SceneSplitSpec) -> dict:
+AnySpec = SplitSpec | RegionSplitSpec | combinatorial.SceneSplitSpec
+
+
+def spec_record(spec: AnySpec) -> dict:
     """The JSON-able identity of a split (what a resumed build must match), as JSON reads it."""
     return json.loads(json.dumps(dict(dataclasses.asdict(spec), format_version=FORMAT_VERSION)))
 
 
+def candidates(
+    spec: SplitSpec | RegionSplitSpec, start: int, stop: int, selection: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters [n, P] and level codes [n] of candidates ``start..stop-1`` of either kind of
+    split of the fundamental scenarios."""
+    if isinstance(spec, RegionSplitSpec):
+        return region_params(spec, start, stop)
+    return candidate_params(spec, start, stop, selection)
+
+
 def simulate_range(
-    spec: SplitSpec, start: int, stop: int, selection: np.ndarray | None = None
+    spec: SplitSpec | RegionSplitSpec, start: int, stop: int, selection: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
     """States of the valid candidates in ``start..stop-1`` (arrays of ``store.ARRAYS``)."""
     scen = get_scenario(spec.scenario)
     times = frame_times()
-    n, nb, p = stop - start, scen.NUM_BODIES, len(scen.PARAM_NAMES)
+    n, nb, p = stop - start, scen.NUM_BODIES, len(spec.param_names)
     out = {
         "index": np.empty(n, np.int64),
         "params": np.empty((n, p), np.float64),
@@ -73,7 +87,7 @@ def simulate_range(
     for b0 in range(start, stop, BLOCK):
         b1 = min(b0 + BLOCK, stop)
         index = np.arange(b0, b1, dtype=np.int64)
-        params, level = candidate_params(spec, b0, b1, selection)
+        params, level = candidates(spec, b0, b1, selection)
         draws = index if selection is None or spec.split == "train" else selection[index]
         u = uniforms(spec.key("placement"), draws, scen.NUM_UNIFORMS)
         pos0, pos, _, valid = scen.simulate(params, u, times)
@@ -93,9 +107,7 @@ def _shard_size(spec, shard_size: int | None) -> int:
     return shard_size
 
 
-def shard_ranges(
-    spec: SplitSpec | combinatorial.SceneSplitSpec, shard_size: int | None = None
-) -> list[tuple[str, int, int]]:
+def shard_ranges(spec: AnySpec, shard_size: int | None = None) -> list[tuple[str, int, int]]:
     """(name, first candidate, stop) of every shard of ``spec``: the unit of resuming, and of
     spreading one build over many jobs (`build_shards`, then `finalize_split`).
 
@@ -159,7 +171,7 @@ def _prepare_dir(root: Path, record: dict) -> None:
     write_json(spec_path, record)
 
 
-def prepare_split(spec: SplitSpec | combinatorial.SceneSplitSpec, out: str | Path) -> Path:
+def prepare_split(spec: AnySpec, out: str | Path) -> Path:
     """Create the directory of ``spec`` (or check that it holds the same split); returns it.
 
     One call before many `build_shards` jobs share a build: they then only read it.
@@ -193,11 +205,11 @@ def _build_missing(spec, root: Path, ranges: list, workers: int, progress: bool)
         if entry is not None:
             entries[name] = entry
     todo = [(n, s, e) for n, s, e in ranges if n not in entries]
-    scenes = isinstance(spec, combinatorial.SceneSplitSpec)
+    grid_split = isinstance(spec, SplitSpec)  # the others draw every candidate from its index
     selection = None
-    if not scenes and todo and spec.split == "train":
+    if grid_split and todo and spec.split == "train":
         selection = train_selection(spec)
-    elif not scenes and todo and spec.oversample:
+    elif grid_split and todo and spec.oversample:
         selection = oversample_selection(spec)[0]
     jobs = [(spec, str(root), n, s, e, selection) for n, s, e in todo]
     total = sum(e - s for _, s, e in ranges)
@@ -223,7 +235,7 @@ def _build_missing(spec, root: Path, ranges: list, workers: int, progress: bool)
 
 
 def build_split(
-    spec: SplitSpec | combinatorial.SceneSplitSpec,
+    spec: AnySpec,
     out: str | Path,
     workers: int = 1,
     shard_size: int | None = None,
@@ -255,7 +267,7 @@ def build_split(
 
 
 def build_shards(
-    spec: SplitSpec | combinatorial.SceneSplitSpec,
+    spec: AnySpec,
     out: str | Path,
     first: int,
     stop: int,
@@ -280,9 +292,7 @@ def build_shards(
     return sum(e["count"] for e in entries.values())
 
 
-def finalize_split(
-    spec: SplitSpec | combinatorial.SceneSplitSpec, out: str | Path, shard_size: int | None = None
-) -> Store:
+def finalize_split(spec: AnySpec, out: str | Path, shard_size: int | None = None) -> Store:
     """Write the manifest of a split whose shards `build_shards` built, and open it.
 
     The manifest has the bytes `build_split` writes. Every shard is checked against its
@@ -340,9 +350,12 @@ def manifest(spec, shards: list[dict], shard_size: int) -> dict:
             "shards": shards,
         }
         return dict(common, **combinatorial.manifest_fields(spec))
-    scen = get_scenario(spec.scenario)
-    drawn = oversample_selection(spec)[1] if spec.oversample else level_shares(spec)
-    return {
+    region = isinstance(spec, RegionSplitSpec)
+    if region:
+        drawn = regionsplit.level_candidates(spec)
+    else:
+        drawn = oversample_selection(spec)[1] if spec.oversample else level_shares(spec)
+    out = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "source": "phylaw",
@@ -352,10 +365,10 @@ def manifest(spec, shards: list[dict], shard_size: int) -> dict:
         "split": spec.split,
         "size": spec.size,
         "seed": spec.seed,
-        "ranges": spec.ranges,
+        "ranges": None if region else spec.ranges,
         "candidates": spec.count,
         "count": int(sum(s["count"] for s in shards)),
-        "param_names": list(scen.PARAM_NAMES),
+        "param_names": list(spec.param_names),
         "levels": list(spec.level_names),
         "level_counts": dict(zip(spec.level_names, level_counts, strict=True)),
         "level_candidates": dict(zip(spec.level_names, drawn.tolist(), strict=True)),
@@ -363,7 +376,8 @@ def manifest(spec, shards: list[dict], shard_size: int) -> dict:
         "frame_dt_s": FRAME_DT_S,
         "frame_times_s": frame_times().tolist(),
         "world_size": WORLD_SIZE,
-        "bodies": bodies_table(spec.scenario),
+        "bodies": regionsplit.bodies_table(spec) if region else bodies_table(spec.scenario),
         "shard_size": shard_size,
         "shards": shards,
     }
+    return dict(out, **regionsplit.manifest_fields(spec)) if region else out

@@ -11,8 +11,14 @@ Formats (``FORMATS``):
   store's ``index``), and ``videos.json`` listing ids, files, parameters and levels.
 * ``npz``: one uncompressed file with ``videos`` uint8 [N, T, H, W, 3] (streamed to disk batch
   by batch), ``index``, ``params``, ``pos0``, ``pos``, ``level``, ``times``, ``param_names``
-  and ``levels``.
-* ``phyworld-hdf5``: the authors' merged layout (``phylaw.data.io.phyworld``), chunks of 1000.
+  and ``levels``; splits whose bodies vary per video add ``colour`` and ``shape`` int8 [N, bodies]
+  (``Colour`` and ``Shape`` codes) and ``inner`` float64 [N, bodies] (ring inner radii, 0 else).
+* ``phyworld-hdf5``: the authors' merged layout (``phylaw.data.io.phyworld``), chunks of 1000; the
+  ``init_streams`` are the stored parameters, ``[r, v, colour, shape]`` for such splits, as the
+  authors' Sec. 5.3 variants store them.
+
+In mp4 and gif folders, ``videos.json`` gives each video's body colours and shapes by name when
+the split varies them.
 
 Frames have row 0 at the top of the image (world y = 10), as the authors' files.
 """
@@ -34,6 +40,7 @@ from phylaw.data.io.phyworld import CHUNK_SIZE, PhyworldWriter
 from phylaw.data.io.video import FPS, encode_gif, encode_mp4
 from phylaw.data.store import StateBatch, Store, open_store, write_json
 from phylaw.data.views import render_batch
+from phylaw.physics.state import Colour, Shape
 from phylaw.render.geometry import PixelGrid
 
 RENDER_BATCH = 64  # videos per render call (fewer at high resolution, see render_batches)
@@ -82,11 +89,30 @@ def _place(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def varies_bodies(store: Store) -> bool:
+    """True when the split's bodies (colour or shape) vary per video (attribute columns)."""
+    table = store.manifest.get("bodies", {})
+    return "colour_columns" in table or "shape_columns" in table
+
+
+def _body_names(store: Store, states: StateBatch) -> list[dict]:
+    """Per video: its bodies' colour and shape names, in slot order."""
+    bodies = store.bodies(states)
+    return [
+        {
+            "colour": [Colour(int(c)).name.lower() for c in bodies.colour[b]],
+            "shape": [Shape(int(s)).name.lower() for s in bodies.shape[b]],
+        }
+        for b in range(len(states.index))
+    ]
+
+
 def _export_files(store: Store, tmp: Path, count: int, resolution: int, bar, fmt: str) -> None:
     tmp.mkdir()
     encode = encode_mp4 if fmt == "mp4" else encode_gif
     records = []
     for states, frames in render_batches(store, count, resolution):
+        names = _body_names(store, states) if varies_bodies(store) else None
         for b, index in enumerate(states.index.tolist()):
             name = video_name(index, fmt)
             (tmp / name).write_bytes(encode(frames[b], FPS))  # the folder is renamed at the end
@@ -96,6 +122,7 @@ def _export_files(store: Store, tmp: Path, count: int, resolution: int, bar, fmt
                     "file": name,
                     "params": states.params[b].tolist(),
                     "level": store.levels[int(states.level[b])],
+                    **(names[b] if names else {}),
                 }
             )
         bar.update(len(states.index))
@@ -132,17 +159,22 @@ def _export_npz(store: Store, tmp: Path, count: int, resolution: int, bar) -> No
             f"{free / 2**30:.1f} GiB free; export fewer videos with --limit"
         )
     states = store.get(slice(0, count))
+    members = [
+        ("index", states.index),
+        ("params", states.params),
+        ("pos0", states.pos0),
+        ("pos", states.pos),
+        ("level", states.level),
+        ("times", store.times),
+        ("param_names", np.array(store.manifest["param_names"])),
+        ("levels", np.array(store.levels)),
+    ]
+    if varies_bodies(store):
+        bodies = store.bodies(states)
+        members += [("colour", bodies.colour), ("shape", bodies.shape)]
+        members.append(("inner", bodies.inner_radius()))
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, array in (
-            ("index", states.index),
-            ("params", states.params),
-            ("pos0", states.pos0),
-            ("pos", states.pos),
-            ("level", states.level),
-            ("times", store.times),
-            ("param_names", np.array(store.manifest["param_names"])),
-            ("levels", np.array(store.levels)),
-        ):
+        for name, array in members:
             _npz_member(zf, name, array)
         with zf.open("videos.npy", "w", force_zip64=True) as f:
             header = {
@@ -166,6 +198,8 @@ def _export_phyworld(store: Store, tmp: Path, count: int, resolution: int, bar) 
         "fps": FPS,
         "param_names": list(store.manifest["param_names"]),
     }
+    if varies_bodies(store):
+        attrs["ring_inner_ratio"] = store.manifest["bodies"]["ring_inner_ratio"]
     with PhyworldWriter(
         tmp, count, len(store.times), nb, len(store.manifest["param_names"]), CHUNK_SIZE, attrs
     ) as writer:

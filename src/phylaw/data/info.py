@@ -28,9 +28,18 @@ def describe(root: str | Path, verify: bool = False) -> str:
         "levels     " + ", ".join(f"{k}: {v}" for k, v in m["level_counts"].items()),
     ]
     lines += _level_lines(store)
+    lines += _region_lines(m)
+    attributes = _attribute_columns(m)
     for p, name in enumerate(m["param_names"]):
         col = params[:, p]
-        if len(col):
+        if len(col) and name in attributes:
+            codes, counts = np.unique(np.rint(col).astype(int), return_counts=True)
+            named = (
+                f"{attributes[name](c).name.lower()}: {n}"
+                for c, n in zip(codes, counts, strict=True)
+            )
+            lines.append(f"  {name:<8} " + ", ".join(named))
+        elif len(col):
             fmt = "d" if np.array_equal(col, np.round(col)) else ".4g"  # ids: print as integers
             lo, hi = (int(v) if fmt == "d" else v for v in (col.min(), col.max()))
             lines.append(
@@ -51,29 +60,73 @@ def describe(root: str | Path, verify: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _attribute_columns(m: dict) -> dict:
+    """Attribute column name -> its code enum (Colour or Shape), for splits that vary bodies."""
+    from phylaw.data.regions import ATTRIBUTES
+
+    table = m.get("bodies", {})
+    return {
+        m["param_names"][c]: enum
+        for kind, enum in ATTRIBUTES.items()
+        for c in table.get(f"{kind}_columns", [])
+    }
+
+
+def _region_lines(m: dict) -> list[str]:
+    """The study, training support, evaluation space, blocks and labels of a region split."""
+    regions = m.get("regions")
+    if not regions:
+        return []
+    lines = []
+    if m.get("study"):
+        from phylaw.data.studies import STUDIES
+
+        study = STUDIES.get(m["study"])
+        lines.append(f"study      {m['study']}" + (f"  ({study.paper})" if study else ""))
+    lines.append(f"support    {regions['support']}")
+    if m["split"] != "train":
+        lines.append(f"space      {regions['space']}")
+        lines += [f"  block    {b}" for b in regions["blocks"]]
+        lines.append(f"labels     {regions['labels']}: " + ", ".join(m["levels"]))
+    return lines
+
+
+def _drawn(m: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters and level codes of every candidate drawn for a phylaw-built split."""
+    from phylaw.data.build import candidates
+    from phylaw.data.regionsplit import is_region_record, spec_from_record
+    from phylaw.data.spaces import LEVEL_SHIFT, SplitSpec, candidate_params
+
+    record = {k: v for k, v in m["spec"].items() if k != "format_version"}
+    if is_region_record(record):
+        spec = spec_from_record(record)
+        return candidates(spec, 0, spec.count)
+    spec = SplitSpec(**record)
+    drawn = m["level_candidates"]
+    if spec.oversample:
+        levels = m["levels"]
+        draws = [(k << LEVEL_SHIFT) + np.arange(drawn[name]) for k, name in enumerate(levels)]
+        draws = np.concatenate(draws)
+        return candidate_params(spec, 0, len(draws), draws)
+    return candidate_params(spec, 0, spec.count)
+
+
 def _level_lines(store: Store) -> list[str]:
     """Per level: videos kept of the candidates drawn and, where placement dropped candidates,
     the parameters whose mean moved by more than 5 % (mean kept / mean drawn): which cases the
     placement rule favours."""
-    from phylaw.data.spaces import LEVEL_SHIFT, SplitSpec, candidate_params
-
     m = store.manifest
     drawn = m.get("level_candidates")
     if not drawn or m.get("source") != "phylaw" or "spec" not in m:
         return []
-    spec = SplitSpec(**{k: v for k, v in m["spec"].items() if k != "format_version"})
     levels = m["levels"]  # in code order (the JSON dicts are sorted by name)
-    if spec.oversample:
-        draws = [(k << LEVEL_SHIFT) + np.arange(drawn[name]) for k, name in enumerate(levels)]
-        draws = np.concatenate(draws)
-        params, code = candidate_params(spec, 0, len(draws), draws)
-    else:
-        params, code = candidate_params(spec, 0, spec.count)
+    params, code = _drawn(m)
     kept_params, kept_code = store.column("params"), store.column("level")
     lines = []
     for k, name in enumerate(levels):
         n, kept = drawn[name], m["level_counts"][name]
-        line = f"  {name:<8} {kept} kept of {n} drawn ({100 * kept / max(n, 1):.0f} %)"
+        width = max(8, *(len(x) for x in levels))
+        line = f"  {name:<{width}} {kept} kept of {n} drawn ({100 * kept / max(n, 1):.0f} %)"
         if 0 < kept < n:
             shift = kept_params[kept_code == k].mean(0) / params[code == k].mean(0)
             moved = [

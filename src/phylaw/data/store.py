@@ -9,7 +9,9 @@ Layout of a split directory::
 Arrays per video: ``index`` int64 (the candidate index, the video's id), ``params`` float64
 [P] (the authors' ``init_streams``), ``pos0`` float64 [N, 2] (initial positions, t = 0),
 ``pos`` float32 [T, N, 2] (positions at the frame times, the ``position_streams``) and
-``level`` int8 (index into ``manifest["levels"]``). A 3M uniform split is ~0.9 GB. A split may
+``level`` int8 (index into ``manifest["levels"]``). Splits whose bodies vary per video store
+their colour and shape codes as further ``params`` columns (``data.regionsplit``; the manifest's
+body table names them). A 3M uniform split is ~0.9 GB. A split may
 store more arrays per video (the combinatorial scenes store angles and body geometry); the
 manifest then lists them all under ``"arrays"`` and ``StateBatch.extra`` holds the additional ones.
 
@@ -29,12 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from phylaw import PhylawError
-from phylaw.physics.state import Bodies, SceneTrajectory, Trajectory
+from phylaw.physics.state import Bodies, SceneTrajectory, Shape, Trajectory
 
 FORMAT = "phylaw-states"
 FORMAT_VERSION = 1
 ARRAYS = ("index", "params", "pos0", "pos", "level")
 MANIFEST = "manifest.json"
+ATTRS = ("shape", "colour")  # body attributes a split may vary per video
 
 
 def sha256(array: np.ndarray) -> str:
@@ -191,7 +194,9 @@ class Store:
         return StateBatch(**out, extra=extra)
 
     def bodies(self, batch: StateBatch) -> Bodies:
-        """The bodies of a batch (sizes, shapes, colours) from the manifest's body table."""
+        """The bodies of a batch (sizes, shapes, colours, ring inner radii), per video: from the
+        attribute columns of ``params`` the manifest's body table names, else its per-slot
+        values."""
         spec = self.manifest["bodies"]
         if "size_columns" not in spec:
             raise PhylawError(
@@ -200,9 +205,11 @@ class Store:
             )
         size = batch.params[:, spec["size_columns"]]
         b = len(batch.index)
-        shape = np.broadcast_to(np.asarray(spec["shape"], np.int8), size.shape).copy()
-        colour = np.broadcast_to(np.asarray(spec["colour"], np.int8), size.shape).copy()
-        return Bodies(size.reshape(b, -1), shape, colour)
+        shape, colour = (_attribute(spec, kind, batch.params, size.shape) for kind in ATTRS)
+        inner = None
+        if (shape == Shape.RING).any():
+            inner = np.where(shape == Shape.RING, spec["ring_inner_ratio"] * size, 0.0)
+        return Bodies(size.reshape(b, -1), shape, colour, inner)
 
     def trajectory(self, rows) -> Trajectory | SceneTrajectory:
         """The trajectory record of ``rows``: positions (and exact velocities for phylaw-built
@@ -232,6 +239,15 @@ class Store:
                 except PhylawError as e:
                     problems.append(str(e))
         return problems
+
+
+def _attribute(table: dict, kind: str, params: np.ndarray, shape: tuple) -> np.ndarray:
+    """Per-video codes int8 ``shape`` [B, N] of ``kind`` (shape or colour): from the params
+    columns ``table[kind + "_columns"]`` when the split varies it, else the slot's value."""
+    columns = table.get(f"{kind}_columns")
+    if columns is not None:
+        return np.rint(params[:, columns]).astype(np.int8).reshape(shape)
+    return np.broadcast_to(np.asarray(table[kind], np.int8), shape).copy()
 
 
 def open_store(root: str | Path) -> Store:

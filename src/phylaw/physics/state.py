@@ -26,10 +26,18 @@ FRAME_OFFSET_S = 0.01  # time of frame 0 (one engine step after t = 0)
 
 
 class Shape(IntEnum):
-    """Body shapes. ``size`` is the radius of a disc and the half side of a square."""
+    """Body shapes. ``size`` is the radius of a disc or ring and the half side of a square.
+
+    Codes are the authors' (reference 1.5: 0 = circle, 1 = rectangle); RING (A.6.2, Fig. 14) is
+    an annulus of outer radius ``size`` and inner radius ``Bodies.inner``.
+    """
 
     DISC = 0
     SQUARE = 1
+    RING = 2
+
+
+RING_INNER_RATIO = 0.5  # default inner radius of a ring, as a fraction of its outer radius
 
 
 class Colour(IntEnum):
@@ -55,14 +63,17 @@ def frame_times(
 class Bodies:
     """Attributes of N bodies in each of B scenes (all arrays [B, N]).
 
-    ``size``: radius (disc) or half side (square) in world units; ``shape``: ``Shape`` codes;
-    ``colour``: ``Colour`` codes. All bodies share one density, so mass is proportional to
-    ``size**2`` (the authors' evaluator uses m = r^2; a constant factor cancels in every law).
+    ``size``: radius (disc, ring) or half side (square) in world units; ``shape``: ``Shape``
+    codes; ``colour``: ``Colour`` codes; ``inner``: inner radius of rings in world units (read
+    only where ``shape`` is RING; None: ``RING_INNER_RATIO * size``). All bodies share one
+    density, so mass is proportional to ``size**2`` (the authors' evaluator uses m = r^2; a
+    constant factor cancels in every law).
     """
 
     size: np.ndarray
     shape: np.ndarray
     colour: np.ndarray
+    inner: np.ndarray | None = None
 
     @property
     def mass(self) -> np.ndarray:
@@ -70,7 +81,14 @@ class Bodies:
         return self.size.astype(np.float64) ** 2
 
     def __getitem__(self, idx) -> Bodies:
-        return Bodies(self.size[idx], self.shape[idx], self.colour[idx])
+        inner = None if self.inner is None else self.inner[idx]
+        return Bodies(self.size[idx], self.shape[idx], self.colour[idx], inner)
+
+    def inner_radius(self) -> np.ndarray:
+        """Inner radius [B, N] in world units: ``inner`` (or the default ratio) on rings, 0 on
+        every other shape."""
+        inner = RING_INNER_RATIO * self.size if self.inner is None else self.inner
+        return np.where(self.shape == Shape.RING, inner, 0.0)
 
 
 @dataclass(frozen=True)

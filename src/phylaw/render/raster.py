@@ -9,6 +9,9 @@ index coordinates (``geometry.PixelGrid``):
   coverage-weighted centroid error over sub-pixel positions is 0.0065 px (area within 1 %) for
   every radius from 3.8 px up, where a one-pixel linear ramp ``clip(r_px - d + 0.5)`` reaches
   0.024 px (measured; ``tests/test_render.py`` holds the 0.02 px bound for all radii).
+* ring (``Shape.RING``) of outer radius r_px and inner radius q_px (``Bodies.inner``): the disc
+  profile twice, ``a = S((r_px - d) / EDGE_PX + 0.5) - S((q_px - d) / EDGE_PX + 0.5)``, so both
+  edges have the disc's ramp and the area is ``pi (r_px^2 - q_px^2)`` to the disc's accuracy.
 * axis-aligned square of half side h_px (``Shape.SQUARE``; trajectory angles are not drawn):
   ``a = clip(h_px - |dx| + 0.5, 0, 1) * clip(h_px - |dy| + 0.5, 0, 1)``, summing to ``(2 h_px)^2``.
 
@@ -61,6 +64,8 @@ class _Slot(NamedTuple):
     ex: np.ndarray  # float64 half width of the covered box in px: a = 0 where |col - cx| >= ex
     ey: np.ndarray  # float64 the same along y
     square: np.ndarray | None  # bool, True for squares; None when the slot has no square
+    ring: np.ndarray | None  # bool, True for rings; None when the slot has no ring
+    hole: np.ndarray  # float32 inner radius / EDGE_PX + 0.5 of rings, in (mean) px; -1 elsewhere
     valid: np.ndarray  # bool, drawn
     colour: np.ndarray  # float32 [F, 3], RGB + 0.5
     c0: np.ndarray  # intp, first column of the window
@@ -70,10 +75,16 @@ class _Slot(NamedTuple):
 
 
 def _slot_geometry(
-    centre: np.ndarray, size: np.ndarray, shape: np.ndarray, rgb: np.ndarray, grid: PixelGrid
+    centre: np.ndarray,
+    size: np.ndarray,
+    shape: np.ndarray,
+    rgb: np.ndarray,
+    grid: PixelGrid,
+    inner: np.ndarray,
 ) -> _Slot:
-    """Reaches and windows of one slot: ``centre`` [F, 2] index coords, ``size``, ``shape`` [F],
-    ``rgb`` [F, 3]. A window has ``ceil(2 ex) + 1`` columns (the most a reach ex can touch).
+    """Reaches and windows of one slot: ``centre`` [F, 2] index coords, ``size``, ``shape``,
+    ``inner`` (ring inner radius, world units) [F], ``rgb`` [F, 3]. A window has
+    ``ceil(2 ex) + 1`` columns (the most a reach ex can touch).
     """
     sx, sy = grid.px_per_world
     mean = np.sqrt(sx * sy)  # a disc's edge ramp is 1 px of this scale (exact on square grids)
@@ -92,6 +103,7 @@ def _slot_geometry(
     c0 = np.clip(np.floor(cx - ex).astype(np.intp) + 1, 0, width - px)
     r0 = np.clip(np.floor(cy - ey).astype(np.intp) + 1, 0, height - py)
     square = shape == Shape.SQUARE
+    ring = valid & (shape == Shape.RING)
     return _Slot(
         cx=cx,
         cy=cy,
@@ -101,6 +113,8 @@ def _slot_geometry(
         ex=ex,
         ey=ey,
         square=square if square.any() else None,
+        ring=ring if ring.any() else None,
+        hole=np.where(ring, inner * mean / EDGE_PX + 0.5, -1.0).astype(np.float32),
         valid=valid,
         colour=rgb.astype(np.float32) + 0.5,
         c0=c0,
@@ -129,9 +143,15 @@ def _coverage(
         ddy = np.square(dy * (mean / sy / EDGE_PX)).astype(np.float32)
         a = np.add(ddy[:, :, None], ddx[:, None, :])  # [k, py, px] (d / EDGE_PX)^2
         np.sqrt(a, out=a)
+        ring = None if s.ring is None else np.flatnonzero(s.ring[idx])
+        if ring is not None and ring.size:  # rings: the hole's coverage, same profile
+            hole = np.clip(s.hole[idx][ring, None, None] - a[ring], 0.0, 1.0)
+            hole *= hole * (3.0 - 2.0 * hole)
         np.subtract(s.reach[idx, None, None], a, out=a)  # reach = r / EDGE_PX + 0.5
         np.clip(a, 0.0, 1.0, out=a)
         a *= a * (3.0 - 2.0 * a)
+        if ring is not None and ring.size:
+            a[ring] = np.maximum(a[ring] - hole, 0.0)
     if square is not None and square.any():  # squares: product of two 1-D ramps
         sq = np.flatnonzero(square)
         ax = np.clip(s.hx[idx][sq, None] - np.abs(dx[sq]), 0.0, 1.0).astype(np.float32)
@@ -208,6 +228,16 @@ def _check(pos: np.ndarray, bodies: Bodies, grid: PixelGrid, out: np.ndarray | N
         raise PhylawError(
             f"render: unknown colour code; valid: {[(c.name, int(c)) for c in Colour]}"
         )
+    if bodies.inner is not None and np.shape(bodies.inner) != (b, n):
+        got = np.shape(bodies.inner)
+        raise PhylawError(f"render: bodies.inner must have shape {(b, n)}, got {got}")
+    ring = (np.asarray(bodies.shape) == Shape.RING) & (np.asarray(bodies.size) > 0)
+    if ring.any():
+        inner = bodies.inner_radius()[ring]
+        if not (np.isfinite(inner) & (inner >= 0) & (inner < bodies.size[ring])).all():
+            raise PhylawError(
+                "render: a ring's inner radius must be >= 0 and below its outer radius (size)"
+            )
     want = (b, t, grid.height_px, grid.width_px, 3)
     if out is not None and (
         out.shape != want or out.dtype != np.uint8 or not out.flags.c_contiguous
@@ -242,9 +272,11 @@ def render(
     centres = grid.world_to_px(pos).reshape(f, n, 2)
     size = np.repeat(np.asarray(bodies.size, dtype=np.float64), t, axis=0)  # [F, N]
     shape = np.repeat(np.asarray(bodies.shape), t, axis=0)
+    inner = np.repeat(bodies.inner_radius(), t, axis=0)
     rgb = palette_table()[np.repeat(np.asarray(bodies.colour, dtype=np.intp), t, axis=0)]
     slots = [
-        _slot_geometry(centres[:, k], size[:, k], shape[:, k], rgb[:, k], grid) for k in range(n)
+        _slot_geometry(centres[:, k], size[:, k], shape[:, k], rgb[:, k], grid, inner[:, k])
+        for k in range(n)
     ]
     slots = [s for s in slots if s.valid.any()]  # a slot drawn nowhere needs no window
     views = [_windows(frames, s.px, s.py) for s in slots]

@@ -161,10 +161,13 @@ class DataConfig:
     frames: int = 32  # frames per clip: the first frames * frame_stride, every frame_stride-th
     frame_stride: int = 1  # keep every k-th rendered frame
     render_threads: int = 2  # background threads rendering batches (data.dataset.RenderLoader)
+    hflip: float = 0.0  # probability of mirroring a training video left-right (Sec. 5.2 Set-2)
 
     def __post_init__(self) -> None:
         for key in ("resolution_px", "downsample", "frames", "frame_stride", "render_threads"):
             _positive(f"data.{key}", getattr(self, key))
+        if not 0.0 <= self.hflip <= 1.0:
+            raise PhylawError(f"invalid data.hflip {self.hflip}: give a probability in [0, 1]")
         if self.resolution_px % self.downsample:
             raise PhylawError(
                 f"data.resolution_px {self.resolution_px} is not divisible by data.downsample "
@@ -192,6 +195,7 @@ class TrainConfig:
         "data.downsample",
         "data.frames",
         "data.frame_stride",
+        "data.hflip",
         "run.seed",
         "run.batch_size",
     )

@@ -5,10 +5,13 @@ What the training loop (`train.loop`) asks of a task, for the DiT:
 * data: the split `data.train` at `data.resolution_px`, long enough for the clip
   (`data.frames` every `data.frame_stride`);
 * draws of step k: timesteps and noise for the whole global batch, from the generator of
-  (seed, k) (`distributed.step_generator`);
-* batch: uint8 videos -> [-1, 1], the clip's frames, area-averaged by `data.downsample`, then
-  `codec.encode` (identity in pixel space; the autoencoder's encoder in latent space) and the
-  frame condition (`generate.frame_condition`);
+  (seed, k) (`distributed.step_generator`), and which of its videos are mirrored left-right
+  (`data.hflip`, the Set-2 augmentation of Sec. 5.2; `data.augment.hflip_mask` of (seed, k),
+  its own stream: the noise does not depend on it, and a resumed run flips the same videos);
+* batch: uint8 videos -> [-1, 1], the clip's frames, area-averaged by `data.downsample`,
+  mirrored along the width where the step's flip mask says, then `codec.encode` (identity in
+  pixel space; the autoencoder's encoder in latent space) and the frame condition
+  (`generate.frame_condition`);
 * loss: `diffusion.training_loss` of the denoiser, masked to the generated frames;
 * samples: ground truth | continuation GIFs of fixed videos of each split (EMA weights);
 * predictor: a `generate.Continuation` of the EMA network, what an evaluator is handed.
@@ -23,6 +26,7 @@ import torch
 from torch import nn
 
 from phylaw import PhylawError
+from phylaw.data.augment import hflip_mask
 from phylaw.data.dataset import VideoDataset
 from phylaw.data.info import side_by_side
 from phylaw.data.store import open_store
@@ -44,7 +48,15 @@ from phylaw.train.generate import (
     prepare_video,
 )
 
-__all__ = ["DiffusionTask"]
+__all__ = ["DiffusionTask", "mirror"]
+
+
+def mirror(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Videos [B, C, T, H, W] mirrored along W where ``flip`` [B] (bool) is set; the mirrored
+    frames are the renderings of x -> 10 - x, v_x -> -v_x (`data.augment`)."""
+    if not bool(flip.any()):
+        return x
+    return torch.where(flip.to(x.device).view(-1, 1, 1, 1, 1), x.flip(-1), x)
 
 
 class DiffusionTask:
@@ -92,17 +104,20 @@ class DiffusionTask:
         return f"{self.network.num_tokens} tokens"
 
     # ---- one step
-    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Timesteps [B] and noise [B, C, T, H, W] of global batch `step`."""
+    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """Timesteps [B], noise [B, C, T, H, W] and flip mask [B] (bool) of global batch
+        `step`."""
         gen = step_generator(self.cfg.run.seed, step, device)
         batch = self.cfg.run.batch_size
         t_all = sample_timesteps(batch, self.schedule, gen, device)
         noise_all = torch.randn((batch, *self.shape), generator=gen, device=device)
-        return t_all, noise_all
+        flip = hflip_mask(self.cfg.run.seed, step, batch, self.cfg.data.hflip)
+        return t_all, noise_all, torch.from_numpy(flip).to(device)
 
     def batch(self, videos: torch.Tensor, draw: Any, part: slice) -> tuple:
         """uint8 videos [b, T, H, W, 3] -> (x0 in the diffusion space, condition, t, noise)."""
-        x = prepare_video(videos, self.cfg, self.device)
+        t_all, noise_all, flip_all = draw
+        x = mirror(prepare_video(videos, self.cfg, self.device), flip_all[part])
         z0 = self.codec.encode(x)
         cond = frame_condition(self.codec, self.cfg, x, z0)
         if tuple(z0.shape[1:]) != self.shape or cond.mask.shape[2:] != z0.shape[2:]:
@@ -110,7 +125,6 @@ class DiffusionTask:
                 f"the codec encodes to {tuple(z0.shape[1:])}, the config expects {self.shape} "
                 "(space.*)"
             )
-        t_all, noise_all = draw
         return z0, cond, t_all[part], noise_all[part]
 
     def loss(self, net: nn.Module, inputs: tuple) -> tuple[torch.Tensor, dict[str, float]]:
