@@ -8,6 +8,7 @@ from phylaw.baselines import BASELINES, BaselineContext, get_baseline, nearest_r
 from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
 from phylaw.eval.parse import parse_videos
+from phylaw.physics.state import Colour
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def stores(tmp_path_factory):
 
 
 def parsed_vx(ctx, video):
-    p = parse_videos(video, ctx.colours, ctx.grid)
+    p = parse_videos(video, (Colour.RED,), ctx.grid)
     return np.diff(p.pos[:, :, 0, 0], axis=1) / 0.1, p
 
 

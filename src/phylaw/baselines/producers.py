@@ -27,7 +27,7 @@ from phylaw import PhylawError
 from phylaw.data.io.video import encode_mp4
 from phylaw.data.store import Store, atomic_write_bytes, write_json
 from phylaw.eval.parse import parse_videos
-from phylaw.physics.state import Bodies, Colour, Shape
+from phylaw.physics.state import Bodies
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render
 
@@ -55,10 +55,6 @@ class BaselineContext:
     def grid(self) -> PixelGrid:
         return PixelGrid(self.resolution, self.resolution)
 
-    @property
-    def colours(self) -> tuple[Colour, ...]:
-        return tuple(Colour(c) for c in self.store.manifest["bodies"]["colour"])
-
 
 def render_rows(store: Store, rows: np.ndarray, grid: PixelGrid, frames=slice(None)):
     """Ground-truth videos of ``rows`` (the frames ``frames``: slice or indices), uint8
@@ -84,7 +80,9 @@ def constant_velocity(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
     """Objects parsed from the condition frames, extrapolated at their least-squares velocity."""
     c = ctx.num_cond_frames
     video = oracle(ctx, rows)
-    parsed = parse_videos(video[:, :c], ctx.colours, ctx.grid)
+    given = ctx.store.bodies(ctx.store.get(rows))  # colours, shapes (and rings) per video
+    palette = tuple(dict.fromkeys(int(k) for k in np.asarray(given.colour).reshape(-1)))
+    parsed = parse_videos(video[:, :c], palette, ctx.grid).for_bodies(given.colour)
     t = ctx.store.times[ctx.clip]
     tc = t[:c] - t[:c].mean()
     with np.errstate(invalid="ignore"):
@@ -95,15 +93,10 @@ def constant_velocity(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
         slope = np.zeros_like(slope)
     pos = centre[:, None] + slope[:, None] * (t - t[:c].mean())[None, :, None, None]
     seen = np.isfinite(radius) & np.isfinite(pos).all(axis=(1, 3))
-    size = np.where(seen, radius, 0.0)  # unseen objects are not drawn
-    pos = np.where(seen[:, None, :, None], pos, np.nan)
-    b, k = size.shape
-    bodies = Bodies(
-        size,
-        np.full((b, k), Shape.DISC, np.int8),
-        np.broadcast_to(np.asarray(ctx.colours, np.int8), (b, k)).copy(),
-    )
-    video[:, c:] = render(pos[:, c:], bodies, ctx.grid)
+    pos = np.where(seen[:, None, :, None], pos, np.nan)  # unseen objects are not drawn
+    # drawn as the condition frames show them: their colour, shape and size
+    shown = Bodies(np.where(seen, given.size, 0.0), given.shape, given.colour, given.inner)
+    video[:, c:] = render(pos[:, c:], shown, ctx.grid)
     return video
 
 

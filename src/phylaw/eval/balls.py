@@ -20,7 +20,7 @@ from phylaw.eval.flags.balls import (
     parse_for_flags,
     plausibility_matrix,
 )
-from phylaw.eval.floor import parse_floor, store_colours
+from phylaw.eval.floor import parse_bodies, parse_floor, split_palette
 from phylaw.eval.metrics.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
 from phylaw.eval.sources import FolderSource
 from phylaw.render.geometry import PixelGrid
@@ -39,7 +39,7 @@ class BallScorer:
 
     def prepare(self, store: Store, cfg) -> None:
         """Build the lookup tables once, before workers fork (they share them)."""
-        colours = store_colours(store)
+        colours = split_palette(store)
         parse_for_flags(np.full((1, 1, 8, 8, 3), 255, np.uint8), colours)
         t = PlausibilityTolerances()
         foreign_table(colours, t.colour_residual, t.colour_background, t.solid_alpha)
@@ -50,7 +50,7 @@ class BallScorer:
         truth = store.trajectory(rows)
         if cfg.frames is not None:
             truth = truth.at_frames(list(cfg.frames))
-        parsed = parse_for_flags(videos, store_colours(store), grid)
+        parsed, _ = parse_bodies(videos, store, truth.bodies, grid)
         metrics = physics_metrics(parsed, truth, store.scenario, cfg.num_cond_frames)
         flags = plausibility_matrix(parsed, videos, num_cond_frames=cfg.num_cond_frames)
         extra = {"abnormal": flags.any(1).astype(np.float64)}
@@ -113,8 +113,9 @@ def format_table(summary: dict) -> str:
     groups += [
         (name, g, floor.get("levels", {}).get(name)) for name, g in summary["levels"].items()
     ]
+    w = max(8, *(len(name) for name, _, _ in groups))
     head = (
-        f"{'group':<8} {'videos':>6} {'scored':>6} {'tracked':>8}  "
+        f"{'group':<{w}} {'videos':>6} {'scored':>6} {'tracked':>8}  "
         f"{'e (paper Sec. 3.1) [95% CI]':<29} {'|mean v - v|':<12} {'floor e':<8} "
         f"{'tracked':>8} {'abnormal':>8}"
     )
@@ -129,7 +130,7 @@ def format_table(summary: dict) -> str:
         m = g["metrics"]
         abnormal = m.get("abnormal", {}).get("mean")
         lines.append(
-            f"{name:<8} {g['videos']:>6} {g.get('scored', '-'):>6} {_tracked(g):>8}  "
+            f"{name:<{w}} {g['videos']:>6} {g.get('scored', '-'):>6} {_tracked(g):>8}  "
             f"{_cell(m.get('velocity_error')):<29} "
             f"{_cell(m.get('velocity_error_mean'), ci=False):<12} "
             f"{_cell((fl or {}).get('metrics', {}).get('velocity_error'), ci=False):<8} "

@@ -81,9 +81,23 @@ def codec_round_trip(videos: np.ndarray, crf: int = CRF) -> np.ndarray:
     return np.stack([decode_video(encode_mp4(v, crf=crf)) for v in videos])
 
 
-def store_colours(store: Store) -> tuple[Colour, ...]:
-    """The body colours of a split, in slot order (one colour per body, the same everywhere)."""
-    return tuple(Colour(int(c)) for c in store.manifest["bodies"]["colour"])
+def split_palette(store: Store) -> tuple[Colour, ...]:
+    """Every colour a body of the split may have, in slot order (the slot's colour when it is
+    fixed, else each of its ``colour_values``): what the parser tracks. Each video's bodies are
+    then picked from it by their own colours (``ParsedStates.for_bodies``), so a body drawn in
+    another of the split's colours is not found, and a switch of colour can be seen."""
+    table = store.manifest["bodies"]
+    values = table.get("colour_values") or [[c] for c in table["colour"]]
+    codes = [c for slot, fixed in zip(values, table["colour"], strict=True)
+             for c in (slot if fixed is None else [fixed])]  # fmt: skip
+    return tuple(Colour(int(c)) for c in dict.fromkeys(codes))
+
+
+def parse_bodies(videos: np.ndarray, store: Store, bodies, grid: PixelGrid, **kw):
+    """Parse ``videos`` for the split's palette with the plausibility flags' extras, then pick
+    each video's body columns by the colours of ``bodies`` [B, N]: ``(bodies' states, all)``."""
+    parsed = parse_for_flags(videos, split_palette(store), grid, **kw)
+    return parsed.for_bodies(np.asarray(bodies.colour)), parsed
 
 
 def score_floor(store: Store, rows: np.ndarray, spec: FloorSpec) -> tuple[VideoMetrics, np.ndarray]:
@@ -95,7 +109,7 @@ def score_floor(store: Store, rows: np.ndarray, spec: FloorSpec) -> tuple[VideoM
     videos = render(truth.pos, truth.bodies, grid)
     if spec.codec:
         videos = codec_round_trip(videos, spec.crf)
-    parsed = parse_for_flags(videos, store_colours(store), grid)
+    parsed, _ = parse_bodies(videos, store, truth.bodies, grid)
     metrics = physics_metrics(parsed, truth, store.scenario, spec.num_cond_frames)
     flags = plausibility_matrix(parsed, videos, num_cond_frames=spec.num_cond_frames)
     return metrics, flags

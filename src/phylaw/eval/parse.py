@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from phylaw import PhylawError
 from phylaw.eval import scan
-from phylaw.physics.state import Colour
+from phylaw.physics.state import Colour, Shape
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
 
@@ -60,6 +60,9 @@ MIN_AREA_PX = 1.0  # soft pixel area below which an object is missing
 MIN_BLOB_PX = 4.0  # pixels a blob needs to count ...
 BLOB_REL = 0.2  # ... and this fraction of the frame's largest blob of the colour (codec specks)
 CHUNK_PX = 1 << 21  # pixels parsed at once (6 MB of RGB): bounds the temporaries
+
+
+_PER_COLUMN = ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class ParsedStates:
     moments: np.ndarray
     foreign_px: np.ndarray | None = None
     moment_orders: tuple[tuple[int, int], ...] = scan.orders(2)
+    colour_codes: np.ndarray | None = None  # [B, K] int: each column's colour per video, when
+    # the columns were picked per video (``for_bodies``); None: ``colours`` for every video
 
     @property
     def batch_size(self) -> int:
@@ -97,6 +102,13 @@ class ParsedStates:
     @property
     def num_frames(self) -> int:
         return self.pos.shape[1]
+
+    def codes(self) -> np.ndarray:
+        """The colour of each column in each video, int [B, K]."""
+        if self.colour_codes is not None:
+            return self.colour_codes
+        row = np.asarray([int(c) for c in self.colours])
+        return np.broadcast_to(row, (self.batch_size, len(row)))
 
     def moment(self, p: int, q: int) -> np.ndarray:
         """mu_pq [B, T, K] (column power p, row power q), pixel units."""
@@ -121,14 +133,30 @@ class ParsedStates:
 
     def select(self, idx) -> ParsedStates:
         """The states of the videos ``idx`` (index array, mask or slice)."""
-        arrays = {
-            k: getattr(self, k)[idx]
-            for k in ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
-        }
+        arrays = {k: getattr(self, k)[idx] for k in _PER_COLUMN}
         foreign = None if self.foreign_px is None else self.foreign_px[idx]
-        return ParsedStates(
-            self.colours, self.grid, foreign_px=foreign, moment_orders=self.moment_orders, **arrays
-        )
+        codes = None if self.colour_codes is None else self.colour_codes[idx]
+        return replace(self, foreign_px=foreign, colour_codes=codes, **arrays)
+
+    def for_bodies(self, colours: np.ndarray) -> ParsedStates:
+        """The columns of the bodies whose colours are ``colours`` int [B, N] (each video its
+        own): states [B, T, N] picked from these states of the palette ``self.colours``."""
+        colours = np.asarray(colours, dtype=np.int64)
+        palette = np.asarray([int(c) for c in self.colours])
+        hit = colours[..., None] == palette  # [B, N, K]
+        if not hit.any(-1).all():
+            missing = sorted(set(colours[~hit.any(-1)].tolist()))
+            raise PhylawError(
+                f"parse: bodies of colour {missing} were not parsed (palette "
+                f"{[c.name.lower() for c in self.colours]}); parse with the split's palette"
+            )
+        col = hit.argmax(-1)  # [B, N]
+        b = np.arange(len(col))[:, None]
+        arrays = {}
+        for k in _PER_COLUMN:
+            x = getattr(self, k)  # [B, T, K, ...]
+            arrays[k] = np.moveaxis(np.moveaxis(x, 2, 1)[b, col], 2, 1)  # [B, T, N, ...]
+        return replace(self, colour_codes=colours, **arrays)
 
 
 # ------------------------------------------------------------------------- membership tables
@@ -336,36 +364,59 @@ def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid, pq) -> Pars
     )  # fmt: skip
 
 
-# ------------------------------------------------------------------------------ cut discs
-CUT_KEEP = 0.98  # a disc showing this fraction of its area keeps its centroid
+# ------------------------------------------------------------------------------ cut bodies
+CUT_KEEP = 0.98  # a body showing this fraction of its area keeps its centroid
 _DELTA = np.linspace(-1.0, 1.0, 4001)  # signed distance of the centre inside the border / r
-_SHOWN = 1.0 - (np.arccos(_DELTA) - _DELTA * np.sqrt(1.0 - _DELTA**2)) / np.pi  # area fraction
 
 
-def recentre_cut(parsed: ParsedStates, radius: np.ndarray) -> np.ndarray:
-    """Positions [B, T, K, 2] where each disc cut by the image border is moved to the centre
+def _disc_shown(x: np.ndarray) -> np.ndarray:
+    """Fraction of a unit disc on the inner side of a line at signed distance x from its
+    centre (a circular segment): ``1 - (acos(x) - x sqrt(1 - x^2)) / pi``, x clipped to
+    [-1, 1]."""
+    x = np.clip(x, -1.0, 1.0)
+    return 1.0 - (np.arccos(x) - x * np.sqrt(1.0 - x * x)) / np.pi
+
+
+def _offset(shape: int, ratio: float, shown: np.ndarray) -> np.ndarray:
+    """Signed distance of the centre inside the border, in outer radii (half sides), of a body
+    of ``shape`` (ring: inner / outer radius ``ratio``) showing the fraction ``shown``."""
+    if shape == Shape.SQUARE:  # axis-aligned: the visible width grows linearly
+        return 2.0 * shown - 1.0
+    frac = _disc_shown(_DELTA)
+    if shape == Shape.RING and ratio > 0:  # annulus: outer disc minus inner disc
+        frac = (frac - ratio**2 * _disc_shown(_DELTA / ratio)) / (1.0 - ratio**2)
+    return np.interp(shown, frac, _DELTA)
+
+
+def recentre_cut(parsed: ParsedStates, bodies) -> np.ndarray:
+    """Positions [B, T, N, 2] where each body cut by the image border is moved to the centre
     that explains the area it shows.
 
-    ``radius`` [B, K] world units: the discs' radii (e.g. the ground truth's). A visible
-    object not ``in_view`` showing less than ``CUT_KEEP`` of its disc's area is placed, along
-    the normal of the border nearest its centroid, at the signed distance ``delta * r`` from
-    that border for which a disc of radius r shows that fraction (a circular segment,
-    ``1 - (acos(delta) - delta sqrt(1 - delta^2)) / pi``); along the border it keeps its
-    centroid. The centroid of a cut disc lies inside its centre, so without this a ball that
-    overshoots out of view would look closer to where it should be.
+    ``bodies``: the ``physics.state.Bodies`` [B, N] of the columns (their shapes, sizes and
+    ring radii, e.g. the ground truth's). A visible object not ``in_view`` showing less than
+    ``CUT_KEEP`` of its body's area is placed, along the normal of the border nearest its
+    centroid, at the signed distance from that border at which the body shows that fraction
+    (a circular segment for a disc, the difference of two for a ring, a strip for a square);
+    along the border it keeps its centroid. The centroid of a cut body lies inside its centre,
+    so without this a ball that overshoots out of view would look closer than it is.
     """
     pos = parsed.pos.copy()
     g = parsed.grid
-    r = np.asarray(radius, dtype=np.float64)[:, None, :]  # [B, 1, K]
-    full = np.pi * g.world_len_to_px(r) ** 2
+    r = np.asarray(bodies.size, dtype=np.float64)[:, None, :]  # [B, 1, N]
+    full = np.asarray(bodies.area, dtype=np.float64)[:, None, :] * g.world_len_to_px(1.0) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         shown = parsed.area_px / full
     cut = parsed.visible & ~parsed.in_view & (shown < CUT_KEEP)
     if not cut.any():
         return pos
+    shape = np.broadcast_to(np.asarray(bodies.shape)[:, None, :], cut.shape)[cut]
+    ratio = np.broadcast_to((bodies.inner_radius() / bodies.size)[:, None, :], cut.shape)[cut]
     x, y = pos[cut][:, 0], pos[cut][:, 1]
-    rc = np.broadcast_to(r, cut.shape)[cut]
-    delta = np.interp(np.clip(shown[cut], 0.0, 1.0), _SHOWN, _DELTA) * rc
+    delta = np.empty(len(x))
+    for s, q in set(zip(shape.tolist(), np.round(ratio, 6).tolist(), strict=True)):
+        pick = (shape == s) & (np.round(ratio, 6) == q)
+        delta[pick] = _offset(s, q, np.clip(shown[cut][pick], 0.0, 1.0))
+    delta *= np.broadcast_to(r, cut.shape)[cut]
     dist = np.stack([x, g.world_size - x, y, g.world_size - y], -1)
     side = np.argmin(dist, -1)
     x = np.select([side == 0, side == 1], [delta, g.world_size - delta], x)

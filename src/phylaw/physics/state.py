@@ -84,6 +84,13 @@ class Bodies:
         inner = None if self.inner is None else self.inner[idx]
         return Bodies(self.size[idx], self.shape[idx], self.colour[idx], inner)
 
+    @property
+    def area(self) -> np.ndarray:
+        """Area [B, N] in world units^2: pi r^2 (disc), 4 s^2 (square), pi (r^2 - q^2) (ring)."""
+        r = self.size.astype(np.float64)
+        q = self.inner_radius()
+        return np.where(self.shape == Shape.SQUARE, 4.0 * r**2, np.pi * (r**2 - q**2))
+
     def inner_radius(self) -> np.ndarray:
         """Inner radius [B, N] in world units: ``inner`` (or the default ratio) on rings, 0 on
         every other shape."""

@@ -161,12 +161,14 @@ def parse_for_flags(
     colours: Sequence[Colour],
     grid: PixelGrid | None = None,
     tolerances: PlausibilityTolerances = PlausibilityTolerances(),
+    **kw,
 ) -> ParsedStates:
-    """``parse_videos`` with the foreign-colour count the ``colour_changes`` flag needs."""
+    """``parse_videos`` (``kw`` passed on) with the foreign-colour count the
+    ``colour_changes`` flag needs."""
     key = tuple(Colour(int(c)) for c in colours)
     t = tolerances
     table = foreign_table(key, t.colour_residual, t.colour_background, t.solid_alpha)
-    return parse_videos(videos, key, grid, foreign=table)
+    return parse_videos(videos, key, grid, foreign=table, **kw)
 
 
 # ------------------------------------------------------------------------------ the flags

@@ -21,9 +21,10 @@ Which frames count (paper Sec. 3.1; reference section 2.3):
 
 Which objects count as *tracked* in a valid frame: the ball's colour is visible (``parse``) and
 shows no second blob (a duplicate or a break-up: ``ParsedStates.count`` > 1). A ball cut by the
-image border while the ground truth is fully in view is placed where a disc of its true radius
-would show the area it shows (``parse.recentre_cut``): the centroid of the visible part lies
-inside the true centre, and a ball that overshoots out of view must not look closer than it is.
+image border while the ground truth is fully in view is placed where its true body (disc, ring
+or square of its true size) would show the area it shows (``parse.recentre_cut``): the centroid
+of the visible part lies inside the true centre, and a ball that overshoots out of view must not
+look closer than it is.
 
 Monotone in failure. A velocity sample whose ball is not tracked in both frames is charged
 
@@ -219,11 +220,10 @@ def _check(parsed: ParsedStates, truth: Trajectory, num_cond_frames: int) -> Non
             f"physics metrics: parsed states {parsed.pos.shape} do not match the ground truth "
             f"{truth.pos.shape} ([B, T, N, 2]); parse the same videos, frames and bodies"
         )
-    want = np.asarray([int(c) for c in parsed.colours])
-    if not (np.asarray(truth.bodies.colour) == want).all():
+    if not (np.asarray(truth.bodies.colour) == parsed.codes()).all():
         raise PhylawError(
-            "physics metrics: the parsed colours are not the ground-truth body colours "
-            f"{[c.name.lower() for c in parsed.colours]}; parse with the bodies' colours in order"
+            "physics metrics: the parsed colours are not the ground-truth body colours; parse "
+            "with the bodies' colours in slot order (ParsedStates.for_bodies)"
         )
     if not 0 <= num_cond_frames < truth.num_frames - 1:
         raise PhylawError(
@@ -247,7 +247,7 @@ class _Track:
 
 def _track(parsed: ParsedStates, truth: Trajectory) -> _Track:
     radius = np.asarray(truth.bodies.size, dtype=np.float64)
-    pos = recentre_cut(parsed, radius)
+    pos = recentre_cut(parsed, truth.bodies)
     tracked = parsed.visible & (parsed.count <= 1)
     dt = np.diff(truth.times)[None, :, None, None]
     pair = tracked[:, 1:] & tracked[:, :-1]
@@ -417,6 +417,7 @@ def evaluate_videos(
 ) -> VideoMetrics:
     """Parse ``videos`` uint8 [B, T, H, W, 3] (drawn on ``grid``) for the bodies' colours and
     score them against ``truth``: ``physics_metrics(parse_videos(...), truth, ...)``."""
-    colours = tuple(int(c) for c in np.asarray(truth.bodies.colour)[0])
-    parsed = parse_videos(videos, colours, grid)
+    colour = np.asarray(truth.bodies.colour)
+    palette = tuple(dict.fromkeys(int(c) for c in colour.reshape(-1)))
+    parsed = parse_videos(videos, palette, grid).for_bodies(colour)
     return physics_metrics(parsed, truth, scenario, num_cond_frames)
