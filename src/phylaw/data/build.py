@@ -28,6 +28,7 @@ from phylaw.data.regionsplit import RegionSplitSpec, region_params
 from phylaw.data.rng import uniforms
 from phylaw.data.spaces import (
     SplitSpec,
+    bodies_table,
     candidate_params,
     level_shares,
     oversample_selection,
@@ -313,17 +314,6 @@ def finalize_split(spec: AnySpec, out: str | Path, shard_size: int | None = None
     _clean_stale(root)
     write_json(root / MANIFEST, manifest(spec, entries, _shard_size(spec, shard_size)))
     return Store(root)
-
-
-def bodies_table(scenario: str) -> dict:
-    """The manifest's body table: which parameter columns are sizes, each slot's shape, colour."""
-    scen = get_scenario(scenario)
-    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
-    return {
-        "size_columns": [i for i, n in enumerate(scen.PARAM_NAMES) if n.startswith("r")],
-        "shape": sample.shape[0].tolist(),
-        "colour": sample.colour[0].tolist(),
-    }
 
 
 def manifest(spec, shards: list[dict], shard_size: int) -> dict:

@@ -30,6 +30,7 @@ from phylaw.data.labels import Block, get_labeller
 from phylaw.data.regions import Box, Region, Space, attribute_kind
 from phylaw.data.rng import derive_key
 from phylaw.data.spaces import RANGES, parse_count
+from phylaw.data.spaces import bodies_table as scenario_bodies
 from phylaw.physics.scenarios import get_scenario
 from phylaw.physics.state import RING_INNER_RATIO
 
@@ -203,14 +204,7 @@ def region_params(spec: RegionSplitSpec, start: int, stop: int) -> tuple[np.ndar
 
 def bodies_table(spec: RegionSplitSpec) -> dict:
     """The manifest's body table of a region split (module docstring)."""
-    scen = get_scenario(spec.scenario)
-    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
-    table = {
-        "size_columns": [i for i, n in enumerate(scen.PARAM_NAMES) if n.startswith("r")],
-        "shape": sample.shape[0].tolist(),
-        "colour": sample.colour[0].tolist(),
-        "ring_inner_ratio": spec.ring_inner_ratio,
-    }
+    table = dict(scenario_bodies(spec.scenario), ring_inner_ratio=spec.ring_inner_ratio)
     names = spec.space.names
     for kind in ("colour", "shape"):
         cols = [c for c in spec.space.attributes if attribute_kind(c) == kind]

@@ -363,3 +363,15 @@ def oversample_selection(spec: SplitSpec, block: int = 4096) -> tuple[np.ndarray
         chosen.append(picked)
         drawn[lv] = 0 if not need else int(picked[-1] - (lv << LEVEL_SHIFT)) + 1
     return np.concatenate(chosen), drawn
+
+
+def bodies_table(scenario: str) -> dict:
+    """The manifest's body table: which parameter columns are sizes (the scenario's
+    ``SIZE_PARAMS``), each slot's shape and colour."""
+    scen = get_scenario(scenario)
+    sample = scen.bodies(np.ones((1, len(scen.PARAM_NAMES))))
+    return {
+        "size_columns": [scen.PARAM_NAMES.index(n) for n in scen.SIZE_PARAMS],
+        "shape": sample.shape[0].tolist(),
+        "colour": sample.colour[0].tolist(),
+    }

@@ -20,6 +20,7 @@ from phylaw.physics.state import FRAME_DT_S, NUM_FRAMES, WORLD_SIZE, Colour, dis
 from phylaw.physics.uniform import MARGIN
 
 PARAM_NAMES = ("r1", "r2", "v1", "v2")
+SIZE_PARAMS = ("r1", "r2")  # the parameters that are body sizes (radii), in slot order
 NUM_BODIES = 2
 MIN_PRE_FRAMES = 8
 MAX_TRIES = 10

@@ -16,6 +16,7 @@ from phylaw.physics import uniform
 from phylaw.physics.state import WORLD_SIZE, Colour, discs, lerp
 
 PARAM_NAMES = ("r", "v")
+SIZE_PARAMS = ("r",)  # the parameters that are body sizes (radius), in slot order
 NUM_BODIES = 1
 NUM_UNIFORMS = 3
 GRAVITY = np.array([0.0, -2.5])  # world units / s^2

@@ -1,6 +1,7 @@
 """Registry of the fundamental scenarios: name -> module with the same pure interface.
 
-Each module exposes ``PARAM_NAMES``, ``NUM_BODIES``, ``NUM_UNIFORMS``,
+Each module exposes ``PARAM_NAMES``, ``SIZE_PARAMS`` (the body sizes among them, in slot
+order), ``NUM_BODIES``, ``NUM_UNIFORMS``,
 ``simulate(params, u, times)`` returning ``(pos0, pos, vel, valid)``,
 ``exact(params, pos0, times)`` returning ``(pos, vel)`` and ``bodies(params)``.
 """

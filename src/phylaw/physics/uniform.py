@@ -14,6 +14,7 @@ import numpy as np
 from phylaw.physics.state import FRAME_DT_S, WORLD_SIZE, Colour, discs, lerp
 
 PARAM_NAMES = ("r", "v")
+SIZE_PARAMS = ("r",)  # the parameters that are body sizes (radius), in slot order
 NUM_BODIES = 1
 NUM_UNIFORMS = 3  # x0, y0, fallback width
 MIN_VISIBLE_FRAMES = 24

@@ -24,8 +24,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from phylaw import PhylawError, __version__
-from phylaw.data.build import bodies_table
 from phylaw.data.io.video import decode_video
+from phylaw.data.spaces import bodies_table
 from phylaw.data.store import FORMAT, FORMAT_VERSION, MANIFEST, Store, write_json, write_shard
 from phylaw.physics.scenarios import get_scenario
 from phylaw.physics.state import FRAME_DT_S, WORLD_SIZE, frame_times
