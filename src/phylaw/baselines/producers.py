@@ -10,7 +10,10 @@ Every baseline sees the first ``c`` frames of a ground-truth video and returns t
   uniform motion, wrong after a collision and under gravity);
 * ``nearest-case``: the training video whose condition frames are closest in pixels (L2 over
   the c frames, at ``feature_px`` resolution), its continuation pasted after the given condition
-  frames. This makes the paper's case-based hypothesis an explicit, scoreable model.
+  frames. This makes the paper's case-based hypothesis an explicit, scoreable model. With
+  ``mirror`` the search also holds every training video mirrored left-right, the cases a model
+  trained with ``data.hflip`` sees (Sec. 5.2 Set-2), and a mirrored winner's continuation is
+  pasted mirrored (the pixel grid is symmetric: column j mirrors to W - 1 - j exactly).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,6 +47,7 @@ class BaselineContext:
     feature_px: int = 32  # nearest-case: resolution of the condition-frame features
     train_chunk: int = 4096  # nearest-case: training videos compared at once
     frames: tuple[int, ...] | None = None  # the split's frames to produce (None: all)
+    mirror: bool = False  # nearest-case: also match the training videos mirrored left-right
 
     @property
     def clip(self) -> np.ndarray:
@@ -106,9 +111,24 @@ def _features(store: Store, rows: np.ndarray, frames: np.ndarray, px: int) -> np
     return frames.reshape(len(rows), -1).astype(np.float32) / 255.0
 
 
-def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each evaluation row, the training row with the closest condition frames and the L2
-    distance between them (both [B]). Exact search, chunked over the training split."""
+def _mirrored(features: np.ndarray, frames: int, px: int) -> np.ndarray:
+    """Features [B, D] of the same frames mirrored left-right."""
+    return features.reshape(-1, frames, px, px, 3)[:, :, :, ::-1].reshape(len(features), -1)
+
+
+class Cases(NamedTuple):
+    """The nearest training case of each evaluation video (arrays [B]): its training ``row``,
+    the L2 ``distance`` of the condition frames, and whether it is ``mirrored``."""
+
+    row: np.ndarray
+    distance: np.ndarray
+    mirrored: np.ndarray
+
+
+def nearest_cases(ctx: BaselineContext, rows: np.ndarray) -> Cases:
+    """For each evaluation row, the training case (row, and with ``ctx.mirror`` possibly its
+    mirror image) with the closest condition frames. Exact search, chunked over the training
+    split."""
     if ctx.train is None:
         raise PhylawError("the nearest-case baseline needs a training split: pass --train DIR")
     c, px = ctx.clip[: ctx.num_cond_frames], ctx.feature_px
@@ -116,25 +136,41 @@ def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np
     q2 = (query**2).sum(1)
     best = np.full(len(rows), np.inf)
     arg = np.zeros(len(rows), dtype=np.int64)
+    flip = np.zeros(len(rows), dtype=bool)
+    idx = np.arange(len(rows))
     for start in range(0, len(ctx.train), ctx.train_chunk):
         cand = np.arange(start, min(start + ctx.train_chunk, len(ctx.train)))
         keys = _features(ctx.train, cand, c, px)  # [M, D]
-        d2 = q2[:, None] - 2 * query @ keys.T + (keys**2).sum(1)[None]
-        j = d2.argmin(1)
-        better = d2[np.arange(len(rows)), j] < best
-        best[better] = d2[np.arange(len(rows)), j][better]
-        arg[better] = cand[j[better]]
+        for mirrored in (False, True) if ctx.mirror else (False,):
+            k = _mirrored(keys, len(c), px) if mirrored else keys
+            d2 = q2[:, None] - 2 * query @ k.T + (k**2).sum(1)[None]
+            j = d2.argmin(1)
+            better = d2[idx, j] < best
+            best[better] = d2[idx, j][better]
+            arg[better], flip[better] = cand[j[better]], mirrored
     # the expansion above cancels in float32; the winners' distances are recomputed exactly
-    exact = np.linalg.norm(query - _features(ctx.train, arg, c, px), axis=1)
-    return arg, exact
+    keys = _features(ctx.train, arg, c, px)
+    if flip.any():
+        keys[flip] = _mirrored(keys[flip], len(c), px)
+    return Cases(arg, np.linalg.norm(query - keys, axis=1), flip)
+
+
+def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each evaluation row, the training row with the closest condition frames and the L2
+    distance between them (both [B]; ``nearest_cases`` also says which are mirrored)."""
+    cases = nearest_cases(ctx, rows)
+    return cases.row, cases.distance
 
 
 def nearest_case(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
-    """Given condition frames, then the nearest training video's continuation."""
+    """Given condition frames, then the nearest training video's continuation (mirrored
+    where the case is)."""
     c = ctx.num_cond_frames
     video = oracle(ctx, rows)
-    match, _ = nearest_rows(ctx, rows)
-    video[:, c:] = render_rows(ctx.train, match, ctx.grid, ctx.clip[c:])
+    cases = nearest_cases(ctx, rows)
+    cont = render_rows(ctx.train, cases.row, ctx.grid, ctx.clip[c:])
+    cont[cases.mirrored] = cont[cases.mirrored][:, :, :, ::-1]
+    video[:, c:] = cont
     return video
 
 
@@ -196,6 +232,7 @@ def write_baseline(
             "frame_indices": frames,
             "cond_frames": ctx.num_cond_frames,
             "resolution_px": ctx.resolution,
+            "mirror": ctx.mirror,
         },
     )
     ids = ctx.store.column("index")
