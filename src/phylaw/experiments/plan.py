@@ -157,13 +157,16 @@ class Plan:
     # verdict(summaries) -> (text, reproduced or None), summaries shaped like `methods`;
     # figures(paths) -> [(caption, matplotlib Figure)], paths: stage name -> directory;
     # tables(paths) -> [eval.report.Table]: the plan's own tables;
-    # animations(paths) -> [(caption, GIF bytes)]: the plan's own animations
+    # animations(paths) -> [(caption, GIF bytes)]: the plan's own animations;
+    # finding(paths) -> (text, reproduced or None): the verdict from the stages' directories
+    # (for plans whose finding is not a table of summaries: the Sec. 5 studies)
     methods: dict[str, dict[str, str]] = field(default_factory=dict)
     showcase: tuple[tuple[str, str, str, str], ...] = ()
     verdict: Callable[[dict], tuple[str, bool | None]] | None = None
     figures: Callable[[dict], list] | None = None
     tables: Callable[[dict], list] | None = None
     animations: Callable[[dict], list] | None = None
+    finding: Callable[[dict], tuple[str, bool | None]] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]
