@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from phylaw import PhylawError
-from phylaw.baselines import BASELINES, BaselineContext, nearest_cases
+from phylaw.baselines import BASELINES, BaselineContext, nearest_cases, write_baseline
+from phylaw.baselines.producers import read_cases
 from phylaw.cli import main
 from phylaw.data.build import build_split
 from phylaw.data.studies import study_split
@@ -139,10 +140,20 @@ def test_case_scores_place_the_law_at_0_and_the_nearest_case_at_1(tmp_path, caps
     train = build_split(study_split("gap-1.25-3.75", "train", 400), tmp_path / "t", progress=False)
     store = split(tmp_path, "gap-1.25-3.75", (("v", 12), ("r", 2)))
     score(store, continued(store), tmp_path / "law")
-    ctx = BaselineContext(store, 32, 3, train)
-    score(store, BASELINES["nearest-case"](ctx, np.arange(len(store))), tmp_path / "case")
+    write_baseline("nearest-case", BaselineContext(store, 32, 3, train), tmp_path / "nn",
+                   batch=8, progress=False)  # fmt: skip
+    source = open_source(tmp_path / "nn", store.column("index"))
+    evaluate(source, store, tmp_path / "case", EvalConfig(floor=False), progress=False)
     law = case_match(tmp_path / "law", store, train, tmp_path / "cm-law", resamples=100)
     case = case_match(tmp_path / "case", store, train, resamples=100)
+    again = case_match(
+        tmp_path / "case", store, train, resamples=100, cases=tmp_path / "nn" / "cases.npz"
+    )  # the baseline's own matches
+    assert again == case
+    rows = np.arange(len(store))
+    saved = read_cases(tmp_path / "nn" / "cases.npz", BaselineContext(store, 32, 3, train), rows)
+    assert saved is not None and (saved.row == nearest_cases(ctx_of(store, train), rows).row).all()
+    assert read_cases(tmp_path / "nn" / "cases.npz", ctx_of(store, train, 16), rows) is None
     gap = case["levels"]["gap"]
     assert gap["score_px"]["mean"] > 0.95 and gap["case_px"]["mean"] == 1.0
     assert law["overall"]["score_px"]["mean"] < 0.05 and law["levels"]["gap"]["case_px"]["count"]
@@ -154,6 +165,10 @@ def test_case_scores_place_the_law_at_0_and_the_nearest_case_at_1(tmp_path, caps
         main(["case-match", "--scores", str(tmp_path / "law"), "--train", str(tmp_path / "t")]) == 0
     )
     assert "closer to case" in capsys.readouterr().out
+
+
+def ctx_of(store, train, px=32):
+    return BaselineContext(store, 32, 3, train, feature_px=px)
 
 
 def test_mirrored_cases_move_the_other_way(tmp_path):

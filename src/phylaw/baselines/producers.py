@@ -18,9 +18,11 @@ Every baseline sees the first ``c`` frames of a ground-truth video and returns t
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -48,6 +50,8 @@ class BaselineContext:
     train_chunk: int = 4096  # nearest-case: training videos compared at once
     frames: tuple[int, ...] | None = None  # the split's frames to produce (None: all)
     mirror: bool = False  # nearest-case: also match the training videos mirrored left-right
+    matches: dict = field(default_factory=dict, repr=False)  # nearest-case: row -> (training
+    # row, distance, mirrored) found so far (one search serves every batch)
 
     @property
     def clip(self) -> np.ndarray:
@@ -128,9 +132,21 @@ class Cases(NamedTuple):
 def nearest_cases(ctx: BaselineContext, rows: np.ndarray) -> Cases:
     """For each evaluation row, the training case (row, and with ``ctx.mirror`` possibly its
     mirror image) with the closest condition frames. Exact search, chunked over the training
-    split."""
+    split; rows already searched are read from ``ctx.matches``."""
     if ctx.train is None:
         raise PhylawError("the nearest-case baseline needs a training split: pass --train DIR")
+    rows = np.asarray(rows, dtype=np.int64)
+    todo = np.unique([r for r in rows.tolist() if r not in ctx.matches]).astype(np.int64)
+    if len(todo):
+        found = _search(ctx, todo)
+        for r, a, d, m in zip(todo.tolist(), *(x.tolist() for x in found), strict=True):
+            ctx.matches[r] = (a, d, m)
+    got = np.array([ctx.matches[r] for r in rows.tolist()], dtype=object).reshape(len(rows), 3)
+    return Cases(got[:, 0].astype(np.int64), got[:, 1].astype(float), got[:, 2].astype(bool))
+
+
+def _search(ctx: BaselineContext, rows: np.ndarray) -> Cases:
+    """The exact nearest-case search of ``nearest_cases`` for ``rows``."""
     c, px = ctx.clip[: ctx.num_cond_frames], ctx.feature_px
     query = _features(ctx.store, rows, c, px)  # [B, D]
     q2 = (query**2).sum(1)
@@ -203,6 +219,51 @@ def write_videos(out: Path, ids: np.ndarray, videos: np.ndarray, fmt: str = "npz
             atomic_write_bytes(out / f"{vid:07d}.npz", buf.getvalue())
 
 
+CASES = "cases.npz"  # nearest-case: the matches, beside the videos
+
+
+def split_key(store: Store) -> str:
+    """A digest of a split's identity (its manifest's spec record)."""
+    text = json.dumps(store.manifest.get("spec"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_cases(path: Path, ctx: BaselineContext, ids: np.ndarray, cases: Cases) -> None:
+    """Save the nearest cases of videos ``ids`` with what they were searched with."""
+    buf = io.BytesIO()
+    np.savez(
+        buf, index=ids[: len(cases.row)], train_index=ctx.train.column("index")[cases.row],
+        distance=cases.distance, mirrored=cases.mirrored, cond=ctx.clip[: ctx.num_cond_frames],
+        feature_px=ctx.feature_px, mirror=ctx.mirror, data=split_key(ctx.store),
+        train=split_key(ctx.train),
+    )  # fmt: skip
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_cases(path: Path, ctx: BaselineContext, rows: np.ndarray) -> Cases | None:
+    """The saved nearest cases of ``rows`` when ``path`` holds them for the same splits,
+    condition frames, feature resolution and mirroring; else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            same = (
+                str(z["data"]) == split_key(ctx.store) and str(z["train"]) == split_key(ctx.train)
+                and np.array_equal(z["cond"], ctx.clip[: ctx.num_cond_frames])
+                and int(z["feature_px"]) == ctx.feature_px and bool(z["mirror"]) == ctx.mirror
+            )  # fmt: skip
+            if not same:
+                return None
+            where = {int(v): k for k, v in enumerate(z["index"].tolist())}
+            ids = ctx.store.column("index")[rows]
+            if not all(int(i) in where for i in ids):
+                return None
+            k = np.array([where[int(i)] for i in ids], dtype=np.int64)
+            train_rows = {int(v): r for r, v in enumerate(ctx.train.column("index").tolist())}
+            row = np.array([train_rows[int(i)] for i in z["train_index"][k]], dtype=np.int64)
+            return Cases(row, z["distance"][k], z["mirrored"][k])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def write_baseline(
     name: str,
     ctx: BaselineContext,
@@ -240,6 +301,8 @@ def write_baseline(
     ext = "mp4" if fmt == "mp4" else "npz"
     done = {int(p.stem) for p in out.glob(f"*.{ext}") if p.stem.isdigit()}
     todo = np.array([r for r in range(n) if int(ids[r]) not in done], dtype=np.int64)
+    if name == "nearest-case":  # one search for every batch; the matches kept beside
+        write_cases(out / CASES, ctx, ids, nearest_cases(ctx, np.arange(n)))
     with tqdm(total=n, initial=n - len(todo), unit="video", desc=name, disable=not progress) as bar:
         for b0 in range(0, len(todo), batch):
             rows = todo[b0 : b0 + batch]

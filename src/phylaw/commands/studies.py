@@ -48,8 +48,9 @@ def _case_match(args) -> None:
 
     data = _split_of(args.scores, args.data)
     result = case_match(
-        args.scores, data, args.train, args.out, mirror=args.mirror, feature_px=args.feature_px
-    )
+        args.scores, data, args.train, args.out, mirror=args.mirror, feature_px=args.feature_px,
+        cases=args.cases,
+    )  # fmt: skip
     print(format_case_match(result))
     if args.out:
         print(f"\nwrote {args.out / 'casematch.jsonl'} and {args.out / 'casematch.json'}")
@@ -95,3 +96,6 @@ def register(sub) -> None:
     c.add_argument("--out", type=Path, default=None, help="where to write the results")
     c.add_argument("--mirror", action="store_true", help="also mirrored training videos")
     c.add_argument("--feature-px", type=int, default=32, help="feature resolution (default 32)")
+    c.add_argument(
+        "--cases", type=Path, default=None, help="a nearest-case baseline's cases.npz to reuse"
+    )

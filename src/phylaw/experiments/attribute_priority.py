@@ -258,8 +258,8 @@ def build(s: Priority, scale: str) -> Plan:
     for st in s.studies:
         n = eval_count(st, s.grids.get(st))
         stages += study_data(st, s.scale, s.grids.get(st))
-        stages += arm(st, st, s.scale, n, seed=s.scale.seed)
         stages += reference(st, s.scale, n)
+        stages += arm(st, st, s.scale, n, seed=s.scale.seed)
     return Plan(
         name="attribute-priority",
         title="which attribute case matching keeps: colour, size, velocity, shape (Figs. 8, 9, 14)",

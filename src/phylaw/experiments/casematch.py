@@ -40,6 +40,7 @@ import numpy as np
 
 from phylaw import PhylawError
 from phylaw.baselines import BaselineContext, nearest_cases
+from phylaw.baselines.producers import read_cases
 from phylaw.data.store import Store, atomic_write_bytes, open_store, write_json
 from phylaw.eval.aggregate import summarize
 
@@ -133,10 +134,13 @@ def case_match(
     feature_px: int = 32,
     resamples: int = 1000,
     seed: int = 0,
+    cases: str | Path | None = None,
 ) -> dict:
     """Case scores of the videos scored in ``scores_dir`` (a ``phylaw eval`` output) on the
     split ``data``, against the training split ``train``; writes ``out`` when given and
-    returns the summary ``{levels: {level: stats}, overall: stats, mirror, feature_px}``."""
+    returns the summary ``{levels: {level: stats}, overall: stats, mirror, feature_px}``.
+    ``cases``: a nearest-case baseline's ``cases.npz``, whose matches are reused when they
+    were searched with the same splits, condition frames, resolution and mirroring."""
     records, summary = read_scores(Path(scores_dir))
     store = data if isinstance(data, Store) else open_store(data)
     train = train if isinstance(train, Store) else open_store(train)
@@ -151,7 +155,8 @@ def case_match(
         store, 32, c, train, feature_px, frames=None if frames is None else tuple(frames),
         mirror=mirror,
     )  # fmt: skip
-    px = nearest_cases(ctx, rows)
+    px = read_cases(Path(cases), ctx, rows) if cases is not None else None
+    px = nearest_cases(ctx, rows) if px is None else px
     v_px = _velocity(train, px.row, frames, c)
     v_px[px.mirrored, 0] *= -1.0  # a mirror image moves the other way
     param_rows = nearest_params(store, rows, train)

@@ -221,13 +221,12 @@ def build(s: Flip, scale: str) -> Plan:
     """The Figure 7 plan of settings ``s``."""
     n = eval_count(STUDY, s.grid)
     stages: list[Stage] = autoencoder(s.scale) + study_data(STUDY, s.scale, s.grid)
-    for name, hflip in s.sets:
-        mirror = hflip > 0
-        for seed in s.seeds:
-            stages += arm(_label(name, seed), STUDY, s.scale, n, sets=(f"data.hflip={hflip:g}",),
-                          seed=seed, mirror=mirror)  # fmt: skip
     for mirror in sorted({hflip > 0 for _, hflip in s.sets}):
         stages += reference(STUDY, s.scale, n, mirror=mirror)
+    for name, hflip in s.sets:
+        for seed in s.seeds:
+            stages += arm(_label(name, seed), STUDY, s.scale, n, sets=(f"data.hflip={hflip:g}",),
+                          seed=seed, mirror=hflip > 0)  # fmt: skip
     first = _label(s.sets[-1][0], s.seeds[0])
     return Plan(
         name="flip-memorization",

@@ -273,8 +273,8 @@ def build(s: Gap, scale: str) -> Plan:
     for a in s.arms:
         n = eval_count(a, s.grid)
         stages += study_data(a, s.scale, s.grid)
-        stages += arm(a, a, s.scale, n, seed=s.scale.seed)
         stages += reference(a, s.scale, n)
+        stages += arm(a, a, s.scale, n, seed=s.scale.seed)
     first = s.arms[0]
     return Plan(
         name="interpolation-gap",

@@ -177,6 +177,8 @@ class CaseMatchStage(Stage):
     scores: str = input_field()  # an evaluate stage of a study split
     data: str = input_field()  # the split it scored
     train: str = input_field()  # the training split
+    cases: str | None = input_field(None, required=False)  # a nearest-case baseline stage of
+    # the same clip: its matches are reused (the same search otherwise)
 
 
 @dataclass(frozen=True, kw_only=True)

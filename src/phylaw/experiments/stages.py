@@ -149,9 +149,10 @@ def _evaluate(stage: EvaluateStage, inputs: dict[str, Path], out: Path, progress
 def _case_match(stage: CaseMatchStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.experiments.casematch import case_match
 
+    cases = videos_path(inputs["cases"]) / "cases.npz" if "cases" in inputs else None
     result = case_match(
         inputs["scores"], inputs["data"], inputs["train"], out, mirror=stage.mirror,
-        feature_px=stage.feature_px,
+        feature_px=stage.feature_px, cases=cases,
     )  # fmt: skip
     return {"videos": result["overall"]["videos"]}
 
@@ -256,7 +257,9 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
         ) + (" --mirror" if stage.mirror else "")
         return f"phylaw baseline {stage.method} --data {i['data']} --out {_q(out / 'videos')}{opts}"
     if isinstance(stage, CaseMatchStage):
-        opts = _opts(feature_px=stage.feature_px) + (" --mirror" if stage.mirror else "")
+        cases = videos_path(inputs["cases"]) / "cases.npz" if "cases" in inputs else None
+        opts = _opts(feature_px=stage.feature_px, cases=cases)
+        opts += " --mirror" if stage.mirror else ""
         return (
             f"phylaw case-match --scores {i['scores']} --data {i['data']} --train {i['train']} "
             f"--out {o}{opts}"

@@ -144,8 +144,10 @@ def arm(
     label: str, study: str, s: Scale, n: int, *, sets=(), seed: int = 0, mirror: bool = False
 ) -> list[Stage]:
     """One arm (module docstring): train, continue the ``n`` evaluation videos, score them,
-    case-match them (``mirror``: a model trained with flips saw mirrored cases)."""
+    case-match them (``mirror``: a model trained with flips saw mirrored cases) reusing the
+    matches of the study's ``reference`` (which must come first)."""
     t, data, train = s.training, f"data {study} eval", f"data {study} train"
+    cases = f"nearest-case {study}" + (" mirrored" if mirror else "")
     return [
         TrainStage(
             f"train {label}", preset=t.preset, seed=seed, steps=t.steps,
@@ -158,7 +160,7 @@ def arm(
                     minutes=n / 250, resources=s.gpu_resources),
         EvaluateStage(f"eval {label}", videos=f"sample {label}", data=data, minutes=n / 300),
         CaseMatchStage(f"case-match {label}", mirror=mirror, scores=f"eval {label}", data=data,
-                       train=train, minutes=0.5 + n / 2000),
+                       train=train, cases=cases, minutes=0.2 + n / 2000),
     ]  # fmt: skip
 
 
@@ -173,7 +175,7 @@ def reference(study: str, s: Scale, n: int, mirror: bool = False) -> list[Stage]
                       minutes=0.5 + n / 500),
         EvaluateStage(f"eval {label}", videos=label, data=data, minutes=n / 300),
         CaseMatchStage(f"case-match {label}", mirror=mirror, scores=f"eval {label}", data=data,
-                       train=train, minutes=0.5 + n / 2000),
+                       train=train, cases=label, minutes=0.2 + n / 2000),
     ]  # fmt: skip
 
 

@@ -25,10 +25,11 @@ per test level and pooled over the test levels, each outcome's rate with a boots
 the mean shift of each continuous attribute, and each attribute's **hold** (1 kept, 0
 switched, for continuous attributes 1 - clip(s, 0, 1)). The pair's **winner** is the attribute
 with the higher mean hold when the bootstrap interval of the difference excludes 0 and the
-difference is at least ``MIN_LEAN`` (else a tie): it decides colour vs shape by outright switches and colour vs size (Fig. 9 (2): colour
-kept, size shifted a little) by the shift. The **priority order** over several pairs ranks the
-attributes by wins minus losses (`priority_order`); the paper's is colour > size > velocity >
-shape. Trained quadrants, evaluated too, are reported as controls (the rate of both kept).
+difference is at least ``MIN_LEAN`` (else a tie): it decides colour vs shape by outright
+switches and colour vs size (Fig. 9 (2): colour kept, size shifted a little) by the shift.
+The **priority order** over several pairs ranks the attributes by wins minus losses
+(`priority_order`); the paper's is colour > size > velocity > shape. Trained quadrants,
+evaluated too, are reported as controls (their partner: the other trained quadrant).
 """
 
 from __future__ import annotations
