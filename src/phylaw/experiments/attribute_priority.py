@@ -132,14 +132,9 @@ def _all(s: Priority, paths: dict) -> dict[str, tuple[dict | None, dict | None]]
 
 
 def _lean(r: dict | None) -> str:
-    if r is None:
-        return "-"
-    lean = r["test"]["lean"]
-    a, b = r["attributes"]
-    who = f"{r['winner']} > {r['loser']}" if r["winner"] else f"{a} ~ {b}"
-    if lean.get("mean") is None:
-        return who
-    return f"{who} ({lean['mean']:+.2f} [{lean['ci_low']:+.2f}, {lean['ci_high']:+.2f}])"
+    from phylaw.eval.metrics.outcomes import describe_winner
+
+    return "-" if r is None else describe_winner(r)
 
 
 def _order(results: dict, which: int) -> str:
@@ -187,7 +182,7 @@ def _tables(s: Priority):
         out = [
             Table(
                 "Which attribute wins each pair (test quadrants)",
-                ["pair", "paper", "model: winner (hold A - hold B)", "nearest case"],
+                ["pair", "paper", "model: winner (hold difference)", "nearest case"],
                 summary,
                 note=(
                     "Hold: 1 when an attribute keeps its conditioned value, 0 when it takes "

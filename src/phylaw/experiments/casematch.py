@@ -157,9 +157,24 @@ def case_match(
     )  # fmt: skip
     px = read_cases(Path(cases), ctx, rows) if cases is not None else None
     px = nearest_cases(ctx, rows) if px is None else px
+    per_video, s_px, s_param = _per_video(keep, gen, law, px, nearest_params(store, rows, train),
+                                          train, frames, c)  # fmt: skip
+    result = _summary(per_video, s_px, s_param, store.levels, resamples, seed)
+    result.update(mirror=mirror, feature_px=feature_px, scores=str(scores_dir))
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in per_video)
+        atomic_write_bytes(out / "casematch.jsonl", lines.encode())
+        write_json(out / "casematch.json", result)
+    return result
+
+
+def _per_video(keep, gen, law, px, param_rows, train: Store, frames, c: int):
+    """Per-video records and both case scores [n] from the matches ``px`` (by pixels) and
+    ``param_rows`` (by parameters) of the records ``keep`` (velocities ``gen``, ``law``)."""
     v_px = _velocity(train, px.row, frames, c)
     v_px[px.mirrored, 0] *= -1.0  # a mirror image moves the other way
-    param_rows = nearest_params(store, rows, train)
     v_param = _velocity(train, param_rows, frames, c)
     s_px, s_param = scores(gen, law, v_px), scores(gen, law, v_param)
     ids = train.column("index")
@@ -180,15 +195,7 @@ def case_match(
         }  # fmt: skip
         for k, r in enumerate(keep)
     ]
-    result = _summary(per_video, s_px, s_param, store.levels, resamples, seed)
-    result.update(mirror=mirror, feature_px=feature_px, scores=str(scores_dir))
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in per_video)
-        atomic_write_bytes(out / "casematch.jsonl", lines.encode())
-        write_json(out / "casematch.json", result)
-    return result
+    return per_video, s_px, s_param
 
 
 def _num(x) -> float | None:

@@ -181,17 +181,18 @@ def reference(study: str, s: Scale, n: int, mirror: bool = False) -> list[Stage]
 
 # ------------------------------------------------------------------------------ readers
 def records(paths: dict, name: str) -> list[dict]:
-    """The per-video records of an evaluate stage (empty when it has not run)."""
-    path = Path(paths[name]) / "videos.jsonl"
-    if not path.exists():
+    """The per-video records of an evaluate stage (empty when it has not run or is not in
+    the plan)."""
+    path = Path(paths.get(name, "")) / "videos.jsonl"
+    if name not in paths or not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
 def case_rows(paths: dict, name: str) -> list[dict]:
     """The per-video records of a case-match stage (empty when it has not run)."""
-    path = Path(paths[name]) / "casematch.jsonl"
-    if not path.exists():
+    path = Path(paths.get(name, "")) / "casematch.jsonl"
+    if name not in paths or not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
@@ -205,8 +206,8 @@ def closer_to_case(rows: list[dict], kind: str = "px") -> np.ndarray:
 
 def summary(paths: dict, name: str, file: str = "summary.json") -> dict:
     """An evaluate stage's summary (or a case-match stage's ``casematch.json``); {} if absent."""
-    path = Path(paths[name]) / file
-    return json.loads(path.read_text()) if path.exists() else {}
+    path = Path(paths.get(name, "")) / file
+    return json.loads(path.read_text()) if name in paths and path.exists() else {}
 
 
 def column(rows: list[dict], key: str) -> np.ndarray:

@@ -44,6 +44,7 @@ from phylaw.physics.state import Colour, Shape
 
 NAMES = {"r": "size", "v": "velocity", "colour": "colour", "shape": "shape"}  # column -> name
 RECORD = {"r": "size", "v": "vx", "colour": "colour", "shape": "shape"}  # column -> record key
+ORDER = ("colour", "r", "v", "shape")  # A before B in a pair (the studies' names but one)
 CODES = {"colour": Colour, "shape": Shape}
 TOL = 1e-9
 MIN_LEAN = 0.05  # a smaller mean hold difference is a tie (the ground truth's parse noise
@@ -127,7 +128,7 @@ def pair_design(manifest: dict, where: str = "the split") -> Pair:
     boxes = regions.get("quadrant_boxes") if regions.get("labels") == "quadrants" else None
     boxes = boxes or regions.get("block_boxes") or []
     levels = {b["name"]: PairBox.of(b) for b in boxes if b.get("name")}
-    cols = train[0].columns()
+    cols = sorted(train[0].columns(), key=lambda c: (ORDER.index(c) if c in ORDER else 9, c))
     return Pair(manifest.get("study") or "", (cols[0], cols[1]), (train[0], train[1]), levels)
 
 
@@ -316,14 +317,19 @@ def format_outcomes(result: dict) -> str:
     rows = [head] + outcome_rows(result)
     widths = [max(len(r[k]) for r in rows) for k in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:] + [describe_winner(result)])
+
+
+def describe_winner(result: dict) -> str:
+    """'colour > shape (hold colour - hold shape +1.00 [+1.00, +1.00])', or a tie the same
+    way ('size ~ velocity (...)'), the difference taken winner minus loser."""
     a, b = result["attributes"]
     lean = result["test"]["lean"]
-    verdict = (
-        f"{result['winner']} > {result['loser']}" if result["winner"] else f"{a} ~ {b} (no lean)"
+    first, second, sign = (a, b, 1.0) if result["winner"] in (None, a) else (b, a, -1.0)
+    text = f"{first} {'>' if result['winner'] else '~'} {second}"
+    if lean.get("mean") is None:
+        return text
+    lo, hi = sorted((sign * lean["ci_low"], sign * lean["ci_high"]))
+    return (
+        text + f" (hold {first} - hold {second} {sign * lean['mean']:+.2f} [{lo:+.2f}, {hi:+.2f}])"
     )
-    if lean.get("mean") is not None:
-        verdict += (
-            f"; hold {a} - hold {b} = {lean['mean']:+.2f} "
-            f"[{lean['ci_low']:+.2f}, {lean['ci_high']:+.2f}]"
-        )
-    return "\n".join(lines[:1] + ["-" * len(lines[0])] + lines[1:] + [verdict])
