@@ -36,6 +36,7 @@ from phylaw.experiments.studyplans import (
     arm,
     autoencoder,
     eval_count,
+    examples,
     records,
     reference,
     study_data,
@@ -247,6 +248,26 @@ def _figures(s: Priority):
     return figures
 
 
+def _animations(s: Priority):
+    def animations(paths: dict) -> list[tuple[str, bytes]]:
+        out = []
+        for st in [x for x in ("colour-shape", RING) if x in s.studies]:
+            result = outcomes(paths, st, st)
+            if result is None:
+                continue
+            test = {n for n, g in result["levels"].items() if g["role"] == "test"}
+            rows = [r for r in records(paths, f"eval {st}") if r.get("level") in test][:4]
+            what = "; ".join(
+                f"{r['level']} -> {r.get('gen_colour')} {r.get('gen_shape')}" for r in rows
+            )
+            gif = examples(paths, f"sample {st}", f"data {st} eval", rows, f"{st}, test "
+                           f"quadrants: ground truth | generated ({what})")  # fmt: skip
+            out += [gif] if gif else []
+        return out
+
+    return animations
+
+
 def build(s: Priority, scale: str) -> Plan:
     """The Figures 8, 9, 14 plan of settings ``s``."""
     stages: list[Stage] = autoencoder(s.scale)
@@ -263,6 +284,7 @@ def build(s: Priority, scale: str) -> Plan:
         stages=tuple(stages),
         tables=_tables(s),
         figures=_figures(s),
+        animations=_animations(s),
         finding=_finding(s),
     )
 

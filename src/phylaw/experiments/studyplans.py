@@ -285,3 +285,30 @@ def fmt_stats(st: dict | None, pct: bool = True) -> str:
     if not st or st.get("mean") is None:
         return "-"
     return fmt_mean((st["mean"], st["ci_low"], st["ci_high"], st["count"]), pct=pct)
+
+
+def examples(paths: dict, sample: str, data: str, chosen: list[dict], caption: str):
+    """(caption, GIF) of the videos ``chosen`` (records with ``id``) of sample stage
+    ``sample``: ground truth left, generated right; None when none is there."""
+    from phylaw.data.info import side_by_side
+    from phylaw.data.io.video import encode_gif
+    from phylaw.data.store import open_store
+    from phylaw.render.geometry import PixelGrid
+    from phylaw.render.raster import render
+
+    path = Path(paths.get(sample, "")) / "videos.npz"
+    if sample not in paths or not path.exists() or not chosen:
+        return None
+    store = open_store(paths[data])
+    with np.load(path, allow_pickle=False) as z:
+        where = {int(v): k for k, v in enumerate(z["index"].tolist())}
+        chosen = [r for r in chosen if r["id"] in where]
+        if not chosen:
+            return None
+        generated = z["videos"][[where[r["id"]] for r in chosen]]
+        frames = z["frame_indices"]
+    ids = {int(v): k for k, v in enumerate(store.column("index").tolist())}
+    truth = store.trajectory(np.array([ids[r["id"]] for r in chosen])).at_frames(frames)
+    grid = PixelGrid(generated.shape[3], generated.shape[2])
+    videos = render(truth.pos, truth.bodies, grid)
+    return caption, encode_gif(side_by_side(videos, generated, min_px=128), fps=4)
