@@ -20,12 +20,13 @@ STUDY_EXPERIMENTS = {  # name -> what its report must show
         "reversed",
         "Set-2 (hflip 0.5)",
         "nearest case mirrored",
-    ),  # fmt: skip
+    ),
     "attribute-priority": (
         "Which attribute wins each pair",
         "colour-ring (A colour, B shape)",
         "all test quadrants",
         "Outcomes per quadrant: nearest-case",
+        "image/gif",
     ),  # fmt: skip
 }
 
