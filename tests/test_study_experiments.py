@@ -27,7 +27,7 @@ STUDY_EXPERIMENTS = {  # name -> what its report must show
         "all test quadrants",
         "Outcomes per quadrant: nearest-case",
         "image/gif",
-    ),  # fmt: skip
+    ),
 }
 
 
