@@ -9,7 +9,7 @@ import pytest
 from phylaw import PhylawError
 from phylaw.cli import main
 from phylaw.experiments import get_plan
-from phylaw.experiments.kinds import DataStage
+from phylaw.experiments.kinds import BaselineStage, DataStage
 from phylaw.experiments.runner import run_plan
 from phylaw.experiments.stages import data_spec
 
@@ -87,3 +87,14 @@ def test_a_coarser_study_grid_from_the_command_line(tmp_path, capsys):
     assert main([*argv[:-1], "q=2", "--out", str(tmp_path / "x")]) == 2
     assert "no count for 'q'" in capsys.readouterr().err
     assert main([*argv[:5], "train", "--grid", "r=2", "--out", str(tmp_path / "y")]) == 2
+
+
+def test_settings_added_for_the_studies_leave_earlier_stage_keys_alone():
+    plain = DataStage("d", scenario="uniform", split="train", size="30K")
+    assert set(plain.settings()) == {"scenario", "split", "size", "seed", "templates",
+                                     "shard_size"}  # fmt: skip
+    study = DataStage("d", scenario="uniform", split="train", size="30K", study="gap-2-3")
+    assert study.settings()["study"] == "gap-2-3"
+    base = BaselineStage("b", method="nearest-case", data="d")
+    assert "mirror" not in base.settings()
+    assert BaselineStage("b", method="nearest-case", mirror=True, data="d").settings()["mirror"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phylaw import PhylawError
-from phylaw.experiments.plan import Stage, input_field, plan_field
+from phylaw.experiments.plan import Stage, added_field, input_field, plan_field
 
 __all__ = [
     "STAGE_KINDS",
@@ -46,10 +46,11 @@ class DataStage(Stage):
     seed: int = 0  # the split seed (every video's seed derives from it)
     templates: str | None = None  # combinatorial only: '6', '30', '60' or ids; None: the default
     shard_size: int | None = None  # candidates per shard; None: the build's (scenes: 1000)
-    study: str | None = None  # a Sec. 5 study (`data.studies`); None: the scenario's split
-    grid: str | None = None  # a study's evaluation grid counts, 'v=31,r=4'; None: the study's
-    colours: str | None = None  # colours varying per video, 'red,blue'; None: the scenario's
-    shapes: str | None = None  # shapes varying per video, 'disc,square,ring'; None: the scenario's
+    # added for the Sec. 5 studies (keyed only when set: earlier stages keep their keys)
+    study: str | None = added_field(None)  # a Sec. 5 study (`data.studies`); None: the scenario
+    grid: str | None = added_field(None)  # a study's evaluation grid, 'v=31,r=4'; None: its own
+    colours: str | None = added_field(None)  # colours varying per video, 'red,blue'
+    shapes: str | None = added_field(None)  # shapes varying per video, 'disc,square,ring'
     jobs: int = plan_field(1)  # on a cluster: array tasks sharing the split's shards
 
     def __post_init__(self) -> None:
@@ -144,7 +145,7 @@ class BaselineStage(Stage):
     frames: int | None = None  # clip length in split frames; None: all 32
     frame_stride: int = 1  # every n-th split frame
     limit: int | None = None  # the first N videos only; None: all
-    mirror: bool = False  # nearest-case: also match mirrored training videos (data.hflip)
+    mirror: bool = added_field(False)  # nearest-case: also match mirrored training videos
     data: str = input_field()  # the split to continue
     train: str | None = input_field(None, required=False)  # nearest-case: the training split
 

@@ -35,6 +35,7 @@ __all__ = [
     "Plan",
     "Resources",
     "Stage",
+    "added_field",
     "input_field",
     "plan_field",
     "scale_settings",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _INPUT, _PLAN = "input", "plan"  # field roles (metadata["role"]); settings have none
+_ADDED = "added"  # a setting keyed only away from its default (``added_field``)
 
 
 def input_field(default: str | None = None, *, required: bool = True) -> Any:
@@ -49,6 +51,12 @@ def input_field(default: str | None = None, *, required: bool = True) -> Any:
     if required:
         return field(metadata={"role": _INPUT})
     return field(default=default, metadata={"role": _INPUT})
+
+
+def added_field(default: Any) -> Any:
+    """A setting added to a kind after plans had run: left out of the stage key while it
+    holds its default, so the stages of those plans keep their keys (and their directories)."""
+    return field(default=default, metadata={_ADDED: True})
 
 
 def plan_field(default: Any) -> Any:
@@ -122,6 +130,8 @@ class Stage:
         for f in fields(self):
             if f.name != "name" and "role" not in f.metadata:
                 value = getattr(self, f.name)
+                if f.metadata.get(_ADDED) and value == f.default:
+                    continue
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
