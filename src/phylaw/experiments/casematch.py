@@ -43,6 +43,8 @@ from phylaw.baselines import BaselineContext, nearest_cases
 from phylaw.baselines.producers import read_cases
 from phylaw.data.store import Store, atomic_write_bytes, open_store, write_json
 from phylaw.eval.aggregate import summarize
+from phylaw.eval.metrics.attributes import given_attributes
+from phylaw.experiments.studyplans import column
 
 SAME_CASE = 0.05  # world units/s: a case this close to the law cannot tell them apart
 KINDS = ("px", "param")
@@ -65,16 +67,13 @@ def read_scores(scores: Path) -> tuple[list[dict], dict]:
 
 
 def _velocity(store: Store, rows: np.ndarray, frames, c: int) -> np.ndarray:
-    """Mean ground-truth velocity [n, 2] of body 0 over the generated frames of the clip."""
+    """The ground-truth velocity [n, 2] of body 0 over the generated frames of the clip, as
+    the evaluator gives the conditioned one (``attributes.given_attributes``)."""
     truth = store.trajectory(rows)
     if frames is not None:
         truth = truth.at_frames(list(frames))
-    if truth.vel is not None:
-        return truth.vel[:, c:, 0].mean(1)
-    t = truth.times[c:]
-    pos = truth.pos[:, c:, 0]
-    tc = t - t.mean()
-    return np.einsum("t,ntd->nd", tc, pos - pos.mean(1, keepdims=True)) / (tc**2).sum()
+    given = given_attributes(truth, c)
+    return np.stack([given.vx[:, 0], given.vy[:, 0]], axis=1)
 
 
 def _scaled(store: Store, params: np.ndarray) -> np.ndarray:
@@ -118,9 +117,8 @@ def _records_arrays(records: list[dict], store: Store):
     index = {int(v): k for k, v in enumerate(store.column("index").tolist())}
     keep = [r for r in records if r["id"] in index]
     rows = np.array([index[r["id"]] for r in keep], dtype=np.int64)
-    num = lambda r, k: np.nan if r.get(k) is None else float(r[k])  # noqa: E731
-    gen = np.array([[num(r, "gen_vx"), num(r, "gen_vy")] for r in keep]).reshape(-1, 2)
-    law = np.array([[num(r, "given_vx"), num(r, "given_vy")] for r in keep]).reshape(-1, 2)
+    gen = np.stack([column(keep, "gen_vx"), column(keep, "gen_vy")], axis=1).reshape(-1, 2)
+    law = np.stack([column(keep, "given_vx"), column(keep, "given_vy")], axis=1).reshape(-1, 2)
     return keep, rows, gen, law
 
 

@@ -264,12 +264,12 @@ def fmt_slope(s: tuple[float, float, float, int]) -> str:
 def mean_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
     """Mean of ``values`` (NaN: left out; 0/1 flags give a rate) with its 95 % bootstrap
     interval and count."""
-    f = np.asarray(values, dtype=np.float64)
-    f = f[np.isfinite(f)]
-    if not len(f):
+    from phylaw.eval.aggregate import summarize
+
+    st = summarize({"x": np.asarray(values, dtype=np.float64)}, seed=seed)["x"]
+    if st["mean"] is None:
         return np.nan, np.nan, np.nan, 0
-    lo, hi = bootstrap(lambda idx: f[idx].mean(), len(f), seed=seed)
-    return float(f.mean()), lo, hi, int(len(f))
+    return st["mean"], st["ci_low"], st["ci_high"], st["count"]
 
 
 def fmt_mean(r: tuple[float, float, float, int], digits: int = 3, pct: bool = False) -> str:
