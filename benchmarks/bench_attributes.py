@@ -2,11 +2,11 @@
 
 For every study of the registry (``data.studies``): its whole evaluation grid, rendered at
 each resolution (32 frames, the first 3 given, no codec), parsed for the split's palette with
-the moments up to order 4 and measured exactly as ``phylaw eval`` measures a generated video
-(``eval.balls.video_attributes``). A body is right when its generated shape class and colour
-are its conditioned ones ('ambiguous' counts as wrong), among the bodies the ground truth
-shows whole in at least one generated frame (the others, 'out of view', cannot be measured: a
-collision ball may leave the frame before the condition frames end).
+the moments up to order 4 and measured exactly as ``phylaw eval`` measures a generated
+video (``eval.metrics.attributes.video_attributes``). A body is right when its generated shape
+class and colour are its conditioned ones ('ambiguous' counts as wrong), among the bodies the
+ground truth shows whole in at least one generated frame (the others, 'out of view', cannot be
+measured: a collision ball may leave the frame before the condition frames end).
 
 Two more checks: ``--cpu-clip`` scores the clip the CPU preset generates (8 frames, every
 4th, 3 given: 5 generated frames) at 32 px; 'switched' re-renders every video of the study
@@ -34,9 +34,8 @@ import numpy as np
 
 from phylaw.data.build import build_split
 from phylaw.data.studies import STUDIES, study_split
-from phylaw.eval.balls import video_attributes
 from phylaw.eval.floor import parse_bodies
-from phylaw.eval.metrics.attributes import SMALL_PX
+from phylaw.eval.metrics.attributes import SMALL_PX, video_attributes
 from phylaw.physics.state import Shape
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render

@@ -23,14 +23,9 @@ from phylaw.eval.flags.balls import (
     plausibility_matrix,
 )
 from phylaw.eval.floor import parse_bodies, parse_floor, split_palette
-from phylaw.eval.metrics.attributes import (
-    attribute_records,
-    generated_attributes,
-    given_attributes,
-)
+from phylaw.eval.metrics.attributes import video_attributes
 from phylaw.eval.metrics.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
 from phylaw.eval.sources import FolderSource
-from phylaw.physics.state import RING_INNER_RATIO, Shape
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render_trajectory
 
@@ -92,20 +87,6 @@ class BallScorer:
             seed=cfg.seed,
             run_batches=ctx.floor_batches,
         )
-
-
-def video_attributes(store: Store, palette, truth, num_cond_frames: int) -> list[dict]:
-    """Per-video record fields of a region split: the conditioned and the generated velocity,
-    size, colour and shape (``metrics.attributes``), from ``palette``, the videos parsed for
-    the split's palette with moments up to order 4."""
-    table = store.manifest["bodies"]
-    ratio = float(table.get("ring_inner_ratio", RING_INNER_RATIO))
-    slots = table.get("shape_values") or [[s] for s in table["shape"]]
-    flat = [[s for s in slot if s in (Shape.DISC, Shape.SQUARE)] for slot in slots]
-    only = np.array([f[0] if len(f) == 1 else -1 for f in flat])  # [N]: disc or square
-    b, c = truth.bodies, num_cond_frames
-    gen = generated_attributes(palette, b.colour, b.shape, truth.times, c, ratio, only)
-    return attribute_records(given_attributes(truth, c), gen)
 
 
 def record_values(metrics: VideoMetrics) -> list[dict]:

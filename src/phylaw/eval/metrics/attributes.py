@@ -49,8 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from phylaw.data.store import Store
 from phylaw.eval.parse import ParsedStates
-from phylaw.physics.state import Colour, Shape, Trajectory
+from phylaw.physics.state import RING_INNER_RATIO, Colour, Shape, Trajectory
 
 H4_CUT = 0.2  # square at or above, disc below (0.43 and 0 in the continuum)
 J_MIN = 0.9  # below: no shape (a disc has the least J of any shape, 1)
@@ -280,3 +281,17 @@ def attribute_records(given: Attributes, generated: Attributes) -> list[dict]:
             rec[f"gen_colour_share{tag}"] = _num(generated.colour_share[i, k])
         out.append(rec)
     return out
+
+
+def video_attributes(store: Store, palette: ParsedStates, truth: Trajectory, c: int) -> list[dict]:
+    """Per-video record fields of a region split's videos (``attribute_records``): their
+    conditioned values from ``truth`` and what they did, from ``palette``, the videos parsed
+    for the split's palette with moments up to order 4 (``c`` condition frames)."""
+    table = store.manifest["bodies"]
+    ratio = float(table.get("ring_inner_ratio", RING_INNER_RATIO))
+    slots = table.get("shape_values") or [[s] for s in table["shape"]]
+    flat = [[s for s in slot if s in (Shape.DISC, Shape.SQUARE)] for slot in slots]
+    only = np.array([f[0] if len(f) == 1 else -1 for f in flat])  # [N]: disc or square
+    b = truth.bodies
+    gen = generated_attributes(palette, b.colour, b.shape, truth.times, c, ratio, only)
+    return attribute_records(given_attributes(truth, c), gen)
