@@ -14,10 +14,18 @@ from phylaw.commands import autoencoder as ae_commands
 from phylaw.commands import data as data_commands
 from phylaw.commands import evaluate as eval_commands
 from phylaw.commands import experiment as experiment_commands
+from phylaw.commands import studies as studies_commands
 from phylaw.commands import train as train_commands
 
 EXIT_INTERRUPTED = 130
-MODULES = (experiment_commands, data_commands, train_commands, ae_commands, eval_commands)
+MODULES = (
+    experiment_commands,
+    data_commands,
+    train_commands,
+    ae_commands,
+    eval_commands,
+    studies_commands,
+)
 OWNER = {  # top-level command -> the module that registers it
     "quickstart": experiment_commands,
     "experiment": experiment_commands,
@@ -27,6 +35,8 @@ OWNER = {  # top-level command -> the module that registers it
     "train-ae": ae_commands,
     "eval": eval_commands,
     "baseline": eval_commands,
+    "outcomes": studies_commands,
+    "case-match": studies_commands,
 }
 
 

@@ -9,7 +9,9 @@ continuation pasted: the paper's case-based hypothesis as an explicit model).
 from phylaw.baselines.producers import (
     BASELINES,
     BaselineContext,
+    Cases,
     get_baseline,
+    nearest_cases,
     nearest_rows,
     write_baseline,
     write_videos,
@@ -18,7 +20,9 @@ from phylaw.baselines.producers import (
 __all__ = [
     "BASELINES",
     "BaselineContext",
+    "Cases",
     "get_baseline",
+    "nearest_cases",
     "nearest_rows",
     "write_baseline",
     "write_videos",

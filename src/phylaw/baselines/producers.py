@@ -10,15 +10,21 @@ Every baseline sees the first ``c`` frames of a ground-truth video and returns t
   uniform motion, wrong after a collision and under gravity);
 * ``nearest-case``: the training video whose condition frames are closest in pixels (L2 over
   the c frames, at ``feature_px`` resolution), its continuation pasted after the given condition
-  frames. This makes the paper's case-based hypothesis an explicit, scoreable model.
+  frames. This makes the paper's case-based hypothesis an explicit, scoreable model. With
+  ``mirror`` the search also holds every training video mirrored left-right, the cases a model
+  trained with ``data.hflip`` sees (Sec. 5.2 Set-2), and a mirrored winner's continuation is
+  pasted mirrored (the pixel grid is symmetric: column j mirrors to W - 1 - j exactly).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,6 +49,9 @@ class BaselineContext:
     feature_px: int = 32  # nearest-case: resolution of the condition-frame features
     train_chunk: int = 4096  # nearest-case: training videos compared at once
     frames: tuple[int, ...] | None = None  # the split's frames to produce (None: all)
+    mirror: bool = False  # nearest-case: also match the training videos mirrored left-right
+    matches: dict = field(default_factory=dict, repr=False)  # nearest-case: row -> (training
+    # row, distance, mirrored) found so far (one search serves every batch)
 
     @property
     def clip(self) -> np.ndarray:
@@ -106,35 +115,78 @@ def _features(store: Store, rows: np.ndarray, frames: np.ndarray, px: int) -> np
     return frames.reshape(len(rows), -1).astype(np.float32) / 255.0
 
 
-def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each evaluation row, the training row with the closest condition frames and the L2
-    distance between them (both [B]). Exact search, chunked over the training split."""
+def _mirrored(features: np.ndarray, frames: int, px: int) -> np.ndarray:
+    """Features [B, D] of the same frames mirrored left-right."""
+    return features.reshape(-1, frames, px, px, 3)[:, :, :, ::-1].reshape(len(features), -1)
+
+
+class Cases(NamedTuple):
+    """The nearest training case of each evaluation video (arrays [B]): its training ``row``,
+    the L2 ``distance`` of the condition frames, and whether it is ``mirrored``."""
+
+    row: np.ndarray
+    distance: np.ndarray
+    mirrored: np.ndarray
+
+
+def nearest_cases(ctx: BaselineContext, rows: np.ndarray) -> Cases:
+    """For each evaluation row, the training case (row, and with ``ctx.mirror`` possibly its
+    mirror image) with the closest condition frames. Exact search, chunked over the training
+    split; rows already searched are read from ``ctx.matches``."""
     if ctx.train is None:
         raise PhylawError("the nearest-case baseline needs a training split: pass --train DIR")
+    rows = np.asarray(rows, dtype=np.int64)
+    todo = np.unique([r for r in rows.tolist() if r not in ctx.matches]).astype(np.int64)
+    if len(todo):
+        found = _search(ctx, todo)
+        for r, a, d, m in zip(todo.tolist(), *(x.tolist() for x in found), strict=True):
+            ctx.matches[r] = (a, d, m)
+    got = np.array([ctx.matches[r] for r in rows.tolist()], dtype=object).reshape(len(rows), 3)
+    return Cases(got[:, 0].astype(np.int64), got[:, 1].astype(float), got[:, 2].astype(bool))
+
+
+def _search(ctx: BaselineContext, rows: np.ndarray) -> Cases:
+    """The exact nearest-case search of ``nearest_cases`` for ``rows``."""
     c, px = ctx.clip[: ctx.num_cond_frames], ctx.feature_px
     query = _features(ctx.store, rows, c, px)  # [B, D]
     q2 = (query**2).sum(1)
     best = np.full(len(rows), np.inf)
     arg = np.zeros(len(rows), dtype=np.int64)
+    flip = np.zeros(len(rows), dtype=bool)
+    idx = np.arange(len(rows))
     for start in range(0, len(ctx.train), ctx.train_chunk):
         cand = np.arange(start, min(start + ctx.train_chunk, len(ctx.train)))
         keys = _features(ctx.train, cand, c, px)  # [M, D]
-        d2 = q2[:, None] - 2 * query @ keys.T + (keys**2).sum(1)[None]
-        j = d2.argmin(1)
-        better = d2[np.arange(len(rows)), j] < best
-        best[better] = d2[np.arange(len(rows)), j][better]
-        arg[better] = cand[j[better]]
+        for mirrored in (False, True) if ctx.mirror else (False,):
+            k = _mirrored(keys, len(c), px) if mirrored else keys
+            d2 = q2[:, None] - 2 * query @ k.T + (k**2).sum(1)[None]
+            j = d2.argmin(1)
+            better = d2[idx, j] < best
+            best[better] = d2[idx, j][better]
+            arg[better], flip[better] = cand[j[better]], mirrored
     # the expansion above cancels in float32; the winners' distances are recomputed exactly
-    exact = np.linalg.norm(query - _features(ctx.train, arg, c, px), axis=1)
-    return arg, exact
+    keys = _features(ctx.train, arg, c, px)
+    if flip.any():
+        keys[flip] = _mirrored(keys[flip], len(c), px)
+    return Cases(arg, np.linalg.norm(query - keys, axis=1), flip)
+
+
+def nearest_rows(ctx: BaselineContext, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each evaluation row, the training row with the closest condition frames and the L2
+    distance between them (both [B]; ``nearest_cases`` also says which are mirrored)."""
+    cases = nearest_cases(ctx, rows)
+    return cases.row, cases.distance
 
 
 def nearest_case(ctx: BaselineContext, rows: np.ndarray) -> np.ndarray:
-    """Given condition frames, then the nearest training video's continuation."""
+    """Given condition frames, then the nearest training video's continuation (mirrored
+    where the case is)."""
     c = ctx.num_cond_frames
     video = oracle(ctx, rows)
-    match, _ = nearest_rows(ctx, rows)
-    video[:, c:] = render_rows(ctx.train, match, ctx.grid, ctx.clip[c:])
+    cases = nearest_cases(ctx, rows)
+    cont = render_rows(ctx.train, cases.row, ctx.grid, ctx.clip[c:])
+    cont[cases.mirrored] = cont[cases.mirrored][:, :, :, ::-1]
+    video[:, c:] = cont
     return video
 
 
@@ -167,6 +219,51 @@ def write_videos(out: Path, ids: np.ndarray, videos: np.ndarray, fmt: str = "npz
             atomic_write_bytes(out / f"{vid:07d}.npz", buf.getvalue())
 
 
+CASES = "cases.npz"  # nearest-case: the matches, beside the videos
+
+
+def split_key(store: Store) -> str:
+    """A digest of a split's identity (its manifest's spec record)."""
+    text = json.dumps(store.manifest.get("spec"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_cases(path: Path, ctx: BaselineContext, ids: np.ndarray, cases: Cases) -> None:
+    """Save the nearest cases of videos ``ids`` with what they were searched with."""
+    buf = io.BytesIO()
+    np.savez(
+        buf, index=ids[: len(cases.row)], train_index=ctx.train.column("index")[cases.row],
+        distance=cases.distance, mirrored=cases.mirrored, cond=ctx.clip[: ctx.num_cond_frames],
+        feature_px=ctx.feature_px, mirror=ctx.mirror, data=split_key(ctx.store),
+        train=split_key(ctx.train),
+    )  # fmt: skip
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_cases(path: Path, ctx: BaselineContext, rows: np.ndarray) -> Cases | None:
+    """The saved nearest cases of ``rows`` when ``path`` holds them for the same splits,
+    condition frames, feature resolution and mirroring; else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            same = (
+                str(z["data"]) == split_key(ctx.store) and str(z["train"]) == split_key(ctx.train)
+                and np.array_equal(z["cond"], ctx.clip[: ctx.num_cond_frames])
+                and int(z["feature_px"]) == ctx.feature_px and bool(z["mirror"]) == ctx.mirror
+            )  # fmt: skip
+            if not same:
+                return None
+            where = {int(v): k for k, v in enumerate(z["index"].tolist())}
+            ids = ctx.store.column("index")[rows]
+            if not all(int(i) in where for i in ids):
+                return None
+            k = np.array([where[int(i)] for i in ids], dtype=np.int64)
+            train_rows = {int(v): r for r, v in enumerate(ctx.train.column("index").tolist())}
+            row = np.array([train_rows[int(i)] for i in z["train_index"][k]], dtype=np.int64)
+            return Cases(row, z["distance"][k], z["mirrored"][k])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def write_baseline(
     name: str,
     ctx: BaselineContext,
@@ -196,6 +293,7 @@ def write_baseline(
             "frame_indices": frames,
             "cond_frames": ctx.num_cond_frames,
             "resolution_px": ctx.resolution,
+            "mirror": ctx.mirror,
         },
     )
     ids = ctx.store.column("index")
@@ -203,6 +301,8 @@ def write_baseline(
     ext = "mp4" if fmt == "mp4" else "npz"
     done = {int(p.stem) for p in out.glob(f"*.{ext}") if p.stem.isdigit()}
     todo = np.array([r for r in range(n) if int(ids[r]) not in done], dtype=np.int64)
+    if name == "nearest-case":  # one search for every batch; the matches kept beside
+        write_cases(out / CASES, ctx, ids, nearest_cases(ctx, np.arange(n)))
     with tqdm(total=n, initial=n - len(todo), unit="video", desc=name, disable=not progress) as bar:
         for b0 in range(0, len(todo), batch):
             rows = todo[b0 : b0 + batch]

@@ -14,7 +14,7 @@ REGION_FLAGS = ("exclude", "keep", "range", "grid", "eval_range", "colour", "sha
 def _region_spec(args):
     """The spec of a --study or of region flags (--exclude, --keep, ...), else None."""
     from phylaw import PhylawError
-    from phylaw.data.region_args import resolve_region_args
+    from phylaw.data.region_args import parse_grid, resolve_region_args
     from phylaw.data.studies import study_split
 
     given = [f"--{f.replace('_', '-')}" for f in REGION_FLAGS if getattr(args, f) not in (None, [])]
@@ -22,11 +22,13 @@ def _region_spec(args):
         given.append("--labels")
     if args.study is not None:
         extra = given + [f"--{f}" for f in ("scenario", "ranges", "templates") if getattr(args, f)]
+        extra = [f for f in extra if f != "--grid"]  # a coarser evaluation grid is allowed
         if extra or args.oversample:
             raise PhylawError(
                 f"--study fixes its regions; leave out {(extra or ['--oversample'])[0]}"
             )
-        return study_split(args.study, args.split, args.size, args.seed)
+        grid = parse_grid(args.grid) if args.grid else ()
+        return study_split(args.study, args.split, args.size, args.seed, grid)
     if args.scenario is None:
         raise PhylawError(
             "give --scenario (uniform, collision, parabola, combinatorial) or --study"
@@ -146,6 +148,7 @@ BUILD_EXAMPLES = (
     "name lists them all). Evaluation videos carry their region as their level.\n"
     "  phylaw data build --study gap-2-3 --split train --size 200K --out data/gap23-train\n"
     "  phylaw data build --study gap-2-3 --split eval --out data/gap23-eval\n"
+    "  phylaw data build --study gap-2-3 --split eval --grid v=31,r=4 --out d/g  # coarser\n"
     "Regions of your own (split train or eval; see phylaw.data.region_args):\n"
     "  phylaw data build --scenario uniform --split train --size 20K --exclude v=2:3 "
     "--out d/gap\n"
@@ -184,7 +187,7 @@ def _register_build(dsub) -> None:
         ],
     )
     b.add_argument("--study", default=None, help="a named split of the Sec. 5 studies")
-    rg = b.add_argument_group("regions (split train or eval; not with --study)")
+    rg = b.add_argument_group("regions (split train or eval; with --study only --grid)")
     rg.add_argument("--exclude", action="append", metavar="BOX", help="leave out a box (repeat)")
     rg.add_argument("--keep", action="append", metavar="BOX", help="keep only these boxes")
     rg.add_argument("--range", action="append", metavar="P=LO:HI", help="a parameter's range")

@@ -57,7 +57,11 @@ def _baseline(args) -> None:
                 f"split's {store.manifest['num_frames']} frames and {args.cond_frames} "
                 "condition frames"
             )
-    ctx = BaselineContext(store, args.resolution, args.cond_frames, train, frames=frames)
+    if args.mirror and args.name != "nearest-case":
+        raise PhylawError("--mirror applies to the nearest-case baseline")
+    ctx = BaselineContext(
+        store, args.resolution, args.cond_frames, train, frames=frames, mirror=args.mirror
+    )
     n = write_baseline(args.name, ctx, args.out, args.limit, args.format)
     print(
         f"wrote {n} {args.name} videos to {args.out}; score them with "
@@ -134,6 +138,12 @@ def _add_baseline(sub) -> None:
     b.add_argument("--data", required=True, type=Path, help="the split to continue")
     b.add_argument("--out", required=True, type=Path, help="output folder")
     b.add_argument("--train", type=Path, default=None, help="training split (nearest-case)")
+    b.add_argument(
+        "--mirror",
+        action="store_true",
+        help="nearest-case: also match the training videos mirrored left-right (a model "
+        "trained with data.hflip)",
+    )
     b.add_argument("--resolution", type=int, default=128, help="pixels (default: 128)")
     b.add_argument("--cond-frames", type=int, default=3, help="condition frames (default: 3)")
     b.add_argument("--limit", type=int, default=None, help="only the first N videos")

@@ -178,6 +178,15 @@ class Box:
         """Names of the columns this box limits."""
         return tuple(n for n, _, _ in self.bounds) + tuple(n for n, _ in self.values)
 
+    def record(self) -> dict:
+        """The box as JSON: ``{name, bounds: {param: [lo, hi]}, values: {attr: [codes]}}``
+        (what a manifest's ``regions`` lists and evaluation reads back)."""
+        return {
+            "name": self.name,
+            "bounds": {n: [lo, hi] for n, lo, hi in self.bounds},
+            "values": {n: list(codes) for n, codes in self.values},
+        }
+
     def describe(self) -> str:
         """``name (r=0.7:1.05,colour=red)``, as the command line writes a box."""
         parts = [f"{n}={lo:g}:{hi:g}" for n, lo, hi in self.bounds]

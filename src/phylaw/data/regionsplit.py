@@ -17,6 +17,14 @@ the numeric-condition model of A.6.1 reads them as the condition), and every rea
 manifest's body table names the columns (``colour_columns``, ``shape_columns``), gives a slot's
 colour or shape where it is the same for every video (``null`` where it varies) and the ring
 inner radius as a fraction of the radius (``ring_inner_ratio``).
+
+Boxes. The manifest's ``regions`` describes the split in words (``support``, ``blocks``, ...)
+and as records (``Box.record``: ``{name, bounds: {param: [lo, hi]}, values: {attr: [codes]}}``):
+``train_space`` (the training space's ranges and domains), ``train_boxes`` (the kept boxes: a
+pair study's two trained quadrants), ``exclude_boxes``, ``block_boxes`` (the evaluation blocks'
+boxes, in order) and ``quadrant_boxes``. Evaluation reads these (it never imports the study
+registry): a video's level names its block or quadrant, whose box says which attribute values
+it was conditioned on, and the trained boxes say which values the training partner had.
 """
 
 from __future__ import annotations
@@ -226,6 +234,12 @@ def manifest_fields(spec: RegionSplitSpec) -> dict:
             "space": spec.space.describe(),
             "blocks": [f"{b.box.describe()} grid {dict(b.grid)}" for b in spec.blocks],
             "quadrants": [q.describe() for q in spec.quadrants],
+            # the same as records (``Box.record``), for evaluation (attribute outcomes)
+            "train_space": Box("", spec.support.space.ranges, spec.support.space.domains).record(),
+            "train_boxes": [b.record() for b in spec.support.keep],
+            "exclude_boxes": [b.record() for b in spec.support.exclude],
+            "block_boxes": [b.box.record() for b in spec.blocks],
+            "quadrant_boxes": [q.record() for q in spec.quadrants],
         },
     }
     return fields

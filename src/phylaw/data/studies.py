@@ -197,13 +197,22 @@ def get_study(name: str) -> Study:
 
 
 def study_split(
-    name: str, split: str, size: str | int | None = None, seed: int = 0
+    name: str,
+    split: str,
+    size: str | int | None = None,
+    seed: int = 0,
+    grid: tuple[tuple[str, int], ...] = (),
 ) -> RegionSplitSpec:
     """The ``split`` (train or eval) of study ``name``: ``size`` videos for training (default
-    the study's ``train_size``); evaluation grids fix their own count."""
+    the study's ``train_size``); evaluation grids fix their own count. ``grid`` ((param,
+    count), ...) replaces those counts in every evaluation block (a coarser grid of the same
+    regions for a small machine: ``(("v", 31), ("r", 4))``)."""
     st = get_study(name)
     if split not in ("train", "eval"):
         raise PhylawError(f"a study has splits train and eval, not {split!r}")
+    if grid and split != "eval":
+        raise PhylawError("a grid applies to the evaluation split of a study (--split eval)")
+    blocks = _regrid(st, dict(grid)) if grid else st.eval_blocks
     if split == "train":
         size = st.train_size if size is None else size
         return region_split(
@@ -211,6 +220,20 @@ def study_split(
             ring_inner_ratio=st.ring_inner_ratio, study=name,
         )  # fmt: skip
     return region_split(
-        st.scenario, "eval", size, seed, st.train, st.eval_space, st.eval_blocks, st.labels,
+        st.scenario, "eval", size, seed, st.train, st.eval_space, blocks, st.labels,
         st.quadrants, st.ring_inner_ratio, name,
     )  # fmt: skip
+
+
+def _regrid(st: Study, counts: dict[str, int]) -> tuple[Block, ...]:
+    """The study's evaluation blocks with the grid counts of ``counts`` replaced."""
+    names = {n for b in st.eval_blocks for n, _ in b.grid}
+    for n, c in counts.items():
+        if n not in names:
+            valid = ", ".join(sorted(names))
+            raise PhylawError(f"this study's evaluation grid has no count for {n!r}; give {valid}")
+        if not isinstance(c, int) or c < 1:
+            raise PhylawError(f"evaluation grid: {n}={c} needs a count >= 1")
+    return tuple(
+        Block(b.box, tuple((n, counts.get(n, c)) for n, c in b.grid)) for b in st.eval_blocks
+    )

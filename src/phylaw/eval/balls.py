@@ -3,7 +3,9 @@
 One batch: the pixels are parsed once (``parse``: positions, sizes, blob counts, moments and
 foreign colours), the physics is scored against the simulator (``metrics.physics``: e and its
 companions), the plausibility flags are raised (``flags.balls``), and when asked PSNR and SSIM
-against the ground truth rendered at the same resolution. At the end the parse floor: the same
+against the ground truth rendered at the same resolution. On a region split (the Sec. 5
+studies) each video's record also says what it did: the conditioned and the generated
+velocity, size, colour and shape (``metrics.attributes``). At the end the parse floor: the same
 evaluation of the ground-truth videos on the same rows, frames and condition frames, through the
 mp4 codec when the videos came as mp4 (``floor``; cached beside the split).
 """
@@ -21,6 +23,7 @@ from phylaw.eval.flags.balls import (
     plausibility_matrix,
 )
 from phylaw.eval.floor import parse_bodies, parse_floor, split_palette
+from phylaw.eval.metrics.attributes import video_attributes
 from phylaw.eval.metrics.physics import NUM_COND_FRAMES, VideoMetrics, physics_metrics
 from phylaw.eval.sources import FolderSource
 from phylaw.render.geometry import PixelGrid
@@ -50,17 +53,20 @@ class BallScorer:
         truth = store.trajectory(rows)
         if cfg.frames is not None:
             truth = truth.at_frames(list(cfg.frames))
-        parsed, _ = parse_bodies(videos, store, truth.bodies, grid)
+        studied = "regions" in store.manifest  # a Sec. 5 split: what each video did, too
+        order = {"moments_order": 4} if studied else {}
+        parsed, palette = parse_bodies(videos, store, truth.bodies, grid, **order)
         metrics = physics_metrics(parsed, truth, store.scenario, cfg.num_cond_frames)
         flags = plausibility_matrix(parsed, videos, num_cond_frames=cfg.num_cond_frames)
         extra = {"abnormal": flags.any(1).astype(np.float64)}
+        fields = video_attributes(store, palette, truth, cfg.num_cond_frames) if studied else []
         if cfg.fidelity:  # imported here: it brings torch (a second of start-up)
             from phylaw.eval.metrics.fidelity import frame_range_mean, psnr, ssim
 
             reference = render_trajectory(truth, grid)
             extra["psnr"] = frame_range_mean(psnr(videos, reference), cfg.num_cond_frames)
             extra["ssim"] = frame_range_mean(ssim(videos, reference), cfg.num_cond_frames)
-        return metrics.with_values(extra), flags, {}
+        return metrics.with_values(extra), flags, {"records": fields}
 
     def finish(self, store: Store, rows: np.ndarray, extras: list, summary: dict, cfg, ctx):
         """Add the parse floor, on the scored rows, frames and condition frames."""

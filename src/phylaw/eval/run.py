@@ -286,6 +286,7 @@ def _assemble(store: Store, scorer, parts, failures, cfg: EvalConfig, ctx) -> Ev
     )
     scorer.finish(store, rows, [p[3] for p in parts], summary, cfg, ctx)
     ids, names = store.column("index"), store.levels
+    fields = [f for p in parts for f in p[3].get("records", [])]  # the scorer's per-video extras
     records = []
     for k, row in enumerate(metrics.to_records()):
         row = {m: v for m, v in row.items() if not m.startswith("flag_")}
@@ -298,6 +299,7 @@ def _assemble(store: Store, scorer, parts, failures, cfg: EvalConfig, ctx) -> Ev
                 **row,
                 "abnormal": bool(row.pop("abnormal")),
                 "flags": [scorer.flags[f] for f in np.flatnonzero(flags[k])],
+                **(fields[k] if fields else {}),
             }
         )
     return EvalResult(records, summary, failures)

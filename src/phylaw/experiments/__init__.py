@@ -7,7 +7,9 @@ fields of it with ``dataclasses.replace``), and ``build(settings)`` makes the pl
 ``--scale cpu`` finishes on a 2-core laptop and the report says how; ``--scale paper`` is the
 paper's setting, run on a cluster (`cluster`: Slurm through submitit) or printed as launch
 commands. Adding an experiment (gaps, holes, flip, attribute priority, composition,
-conditioning modes) is one module with one function, and one line here.
+conditioning modes) is one module with one function, and one line here. The Sec. 5 studies
+(``interpolation_gap``, ``flip_memorization``, ``attribute_priority``) share `studyplans` and
+have a third scale, ``tiny`` (seconds: the tests' end-to-end run).
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def _combinatorial(scale: str) -> Plan:
     return plan(scale)
 
 
+def _interpolation_gap(scale: str) -> Plan:
+    from phylaw.experiments.interpolation_gap import plan
+
+    return plan(scale)
+
+
+def _flip_memorization(scale: str) -> Plan:
+    from phylaw.experiments.flip_memorization import plan
+
+    return plan(scale)
+
+
+def _attribute_priority(scale: str) -> Plan:
+    from phylaw.experiments.attribute_priority import plan
+
+    return plan(scale)
+
+
 def _quickstart(scale: str) -> Plan:
     from phylaw.experiments.quickstart import plan
 
@@ -54,6 +74,12 @@ EXPERIMENTS: dict[str, tuple[Callable[[str], Plan], str]] = {
     "scaling": (_scaling, "Figure 3: 3 scenarios x data sizes x model sizes, ID and OOD"),
     "autoencoder-recon": (_autoencoder_recon, "Table 3: velocity error of VAE reconstructions"),
     "combinatorial": (_combinatorial, "Table 2: PHYRE-style scenes, 6/30/60 templates, in/out"),
+    "interpolation-gap": (_interpolation_gap, "Figure 5: gaps and kept intervals in training v"),
+    "flip-memorization": (_flip_memorization, "Figure 7: flipped training videos reverse balls"),
+    "attribute-priority": (
+        _attribute_priority,
+        "Figs. 8, 9, 14: which attribute case matching keeps",
+    ),
 }
 
 

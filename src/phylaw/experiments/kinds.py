@@ -1,4 +1,4 @@
-"""The seven stage kinds: one frozen dataclass each, every setting typed with its default.
+"""The eight stage kinds: one frozen dataclass each, every setting typed with its default.
 
 A setting is what changes the stage's output (it goes into the stage key, `plan.stage_keys`);
 an input names the stage whose directory it reads. ``None`` for a training override means
@@ -9,6 +9,7 @@ an input names the stage whose directory it reads. ``None`` for a training overr
     SampleStage     generated continuations of a split (phylaw sample)
     BaselineStage   a baseline's videos for a split    (phylaw baseline)
     EvaluateStage   scores of videos against a split   (phylaw eval)
+    CaseMatchStage  law or nearest training case?      (phylaw case-match)
     TrainAEStage    an autoencoder run                 (phylaw train-ae)
     AEReconStage    reconstruction errors against the parse floor (Table 3)
 """
@@ -18,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from phylaw import PhylawError
-from phylaw.experiments.plan import Stage, input_field, plan_field
+from phylaw.experiments.plan import Stage, added_field, input_field, plan_field
 
 __all__ = [
     "STAGE_KINDS",
     "AEReconStage",
     "BaselineStage",
+    "CaseMatchStage",
     "DataStage",
     "EvaluateStage",
     "SampleStage",
@@ -37,12 +39,18 @@ class DataStage(Stage):
     """A split of the fundamental scenarios or of the combinatorial scenes."""
 
     kind = "data"
-    scenario: str  # uniform, collision, parabola or combinatorial
-    split: str  # train, eval-id, eval-ood (combinatorial: eval-in-template, ...)
+    scenario: str  # uniform, collision, parabola or combinatorial (a study's: its scenario)
+    split: str  # train, eval-id, eval-ood (combinatorial: eval-in-template, ...; a study or
+    # per-video bodies: train or eval)
     size: str | None = None  # a paper level or a count (combinatorial: per template); None: default
     seed: int = 0  # the split seed (every video's seed derives from it)
     templates: str | None = None  # combinatorial only: '6', '30', '60' or ids; None: the default
     shard_size: int | None = None  # candidates per shard; None: the build's (scenes: 1000)
+    # added for the Sec. 5 studies (keyed only when set: earlier stages keep their keys)
+    study: str | None = added_field(None)  # a Sec. 5 study (`data.studies`); None: the scenario
+    grid: str | None = added_field(None)  # a study's evaluation grid, 'v=31,r=4'; None: its own
+    colours: str | None = added_field(None)  # colours varying per video, 'red,blue'
+    shapes: str | None = added_field(None)  # shapes varying per video, 'disc,square,ring'
     jobs: int = plan_field(1)  # on a cluster: array tasks sharing the split's shards
 
     def __post_init__(self) -> None:
@@ -51,6 +59,13 @@ class DataStage(Stage):
             raise PhylawError(f"stage {self.name!r}: jobs must be 1 or more")
         if self.templates is not None and self.scenario != "combinatorial":
             raise PhylawError(f"stage {self.name!r}: templates apply to combinatorial only")
+        regional = self.study is not None or self.colours is not None or self.shapes is not None
+        if regional and self.split not in ("train", "eval"):
+            raise PhylawError(f"stage {self.name!r}: a study or varying bodies need train or eval")
+        if self.grid is not None and (self.study is None or self.split != "eval"):
+            raise PhylawError(f"stage {self.name!r}: grid applies to a study's eval split")
+        if self.study is not None and (self.colours or self.shapes):
+            raise PhylawError(f"stage {self.name!r}: a study fixes its colours and shapes")
 
 
 # TrainStage field -> the `--set` key it overrides in the preset
@@ -130,6 +145,7 @@ class BaselineStage(Stage):
     frames: int | None = None  # clip length in split frames; None: all 32
     frame_stride: int = 1  # every n-th split frame
     limit: int | None = None  # the first N videos only; None: all
+    mirror: bool = added_field(False)  # nearest-case: also match mirrored training videos
     data: str = input_field()  # the split to continue
     train: str | None = input_field(None, required=False)  # nearest-case: the training split
 
@@ -149,6 +165,21 @@ class EvaluateStage(Stage):
     limit: int | None = None  # the first N videos only; None: all
     videos: str = input_field()  # a sample or baseline stage
     data: str = input_field()  # the split they continue
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaseMatchStage(Stage):
+    """Per scored video, its nearest training cases and whether it is closer to the law or
+    to them (`experiments.casematch`)."""
+
+    kind = "case-match"
+    mirror: bool = False  # also match mirrored training videos (a model trained with hflip)
+    feature_px: int = 32  # resolution of the condition-frame features
+    scores: str = input_field()  # an evaluate stage of a study split
+    data: str = input_field()  # the split it scored
+    train: str = input_field()  # the training split
+    cases: str | None = input_field(None, required=False)  # a nearest-case baseline stage of
+    # the same clip: its matches are reused (the same search otherwise)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +218,7 @@ STAGE_KINDS: dict[str, tuple[type[Stage], str]] = {
     "sample": (SampleStage, "generated continuations of a split (phylaw sample)"),
     "baseline": (BaselineStage, "a baseline's videos for a split (phylaw baseline)"),
     "evaluate": (EvaluateStage, "videos.jsonl, summary.json, failures.json (phylaw eval)"),
+    "case-match": (CaseMatchStage, "casematch.jsonl, casematch.json (phylaw case-match)"),
     "train-ae": (TrainAEStage, "an autoencoder run (phylaw train-ae)"),
     "ae-recon": (AEReconStage, "velocity errors of reconstructed ground truth against the floor"),
 }

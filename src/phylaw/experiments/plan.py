@@ -35,6 +35,7 @@ __all__ = [
     "Plan",
     "Resources",
     "Stage",
+    "added_field",
     "input_field",
     "plan_field",
     "scale_settings",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 _INPUT, _PLAN = "input", "plan"  # field roles (metadata["role"]); settings have none
+_ADDED = "added"  # a setting keyed only away from its default (``added_field``)
 
 
 def input_field(default: str | None = None, *, required: bool = True) -> Any:
@@ -49,6 +51,12 @@ def input_field(default: str | None = None, *, required: bool = True) -> Any:
     if required:
         return field(metadata={"role": _INPUT})
     return field(default=default, metadata={"role": _INPUT})
+
+
+def added_field(default: Any) -> Any:
+    """A setting added to a kind after plans had run: left out of the stage key while it
+    holds its default, so the stages of those plans keep their keys (and their directories)."""
+    return field(default=default, metadata={_ADDED: True})
 
 
 def plan_field(default: Any) -> Any:
@@ -122,6 +130,8 @@ class Stage:
         for f in fields(self):
             if f.name != "name" and "role" not in f.metadata:
                 value = getattr(self, f.name)
+                if f.metadata.get(_ADDED) and value == f.default:
+                    continue
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
@@ -157,13 +167,16 @@ class Plan:
     # verdict(summaries) -> (text, reproduced or None), summaries shaped like `methods`;
     # figures(paths) -> [(caption, matplotlib Figure)], paths: stage name -> directory;
     # tables(paths) -> [eval.report.Table]: the plan's own tables;
-    # animations(paths) -> [(caption, GIF bytes)]: the plan's own animations
+    # animations(paths) -> [(caption, GIF bytes)]: the plan's own animations;
+    # finding(paths) -> (text, reproduced or None): the verdict from the stages' directories
+    # (for plans whose finding is not a table of summaries: the Sec. 5 studies)
     methods: dict[str, dict[str, str]] = field(default_factory=dict)
     showcase: tuple[tuple[str, str, str, str], ...] = ()
     verdict: Callable[[dict], tuple[str, bool | None]] | None = None
     figures: Callable[[dict], list] | None = None
     tables: Callable[[dict], list] | None = None
     animations: Callable[[dict], list] | None = None
+    finding: Callable[[dict], tuple[str, bool | None]] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.stages]

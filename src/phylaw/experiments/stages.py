@@ -17,6 +17,7 @@ from phylaw import PhylawError
 from phylaw.experiments.kinds import (
     AEReconStage,
     BaselineStage,
+    CaseMatchStage,
     DataStage,
     EvaluateStage,
     SampleStage,
@@ -34,7 +35,26 @@ class Interrupted(KeyboardInterrupt):
 
 # ------------------------------------------------------------------------------ executors
 def data_spec(stage: DataStage):
-    """The resolved split spec (`SplitSpec` or `SceneSplitSpec`) of a data stage."""
+    """The resolved split spec (`SplitSpec`, `SceneSplitSpec` or `RegionSplitSpec`) of a data
+    stage."""
+    if stage.study is not None:
+        from phylaw.data.region_args import parse_grid
+        from phylaw.data.studies import get_study, study_split
+
+        if get_study(stage.study).scenario != stage.scenario:
+            raise PhylawError(
+                f"stage {stage.name!r}: study {stage.study} is a "
+                f"{get_study(stage.study).scenario} study, not {stage.scenario}"
+            )
+        grid = parse_grid(stage.grid) if stage.grid else ()
+        return study_split(stage.study, stage.split, stage.size, stage.seed, grid)
+    if stage.colours is not None or stage.shapes is not None:
+        from phylaw.data.region_args import resolve_region_args
+
+        return resolve_region_args(
+            stage.scenario, stage.split, stage.size, stage.seed, colours=stage.colours or "",
+            shapes=stage.shapes or "",
+        )  # fmt: skip
     if stage.scenario == "combinatorial":
         from phylaw.data.combinatorial import resolve_scene_split
 
@@ -102,8 +122,9 @@ def _baseline(stage: BaselineStage, inputs: dict[str, Path], out: Path, progress
     store = open_store(inputs["data"])
     train = open_store(inputs["train"]) if "train" in inputs else None
     ctx = BaselineContext(
-        store, stage.resolution_px, stage.cond_frames, train, frames=stage.clip_frames()
-    )
+        store, stage.resolution_px, stage.cond_frames, train, frames=stage.clip_frames(),
+        mirror=stage.mirror,
+    )  # fmt: skip
     n = write_baseline(stage.method, ctx, out / "videos", stage.limit, progress=progress)
     return {"videos": n}
 
@@ -123,6 +144,17 @@ def _evaluate(stage: EvaluateStage, inputs: dict[str, Path], out: Path, progress
     cfg = EvalConfig(num_cond_frames=stage.cond_frames, limit=stage.limit)
     result = evaluate(source, store, out, cfg, progress=progress)
     return {"videos": result.summary["videos"], "failures": len(result.failures)}
+
+
+def _case_match(stage: CaseMatchStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
+    from phylaw.experiments.casematch import case_match
+
+    cases = videos_path(inputs["cases"]) / "cases.npz" if "cases" in inputs else None
+    result = case_match(
+        inputs["scores"], inputs["data"], inputs["train"], out, mirror=stage.mirror,
+        feature_px=stage.feature_px, cases=cases,
+    )  # fmt: skip
+    return {"videos": result["overall"]["videos"]}
 
 
 def _train_ae(stage: TrainAEStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
@@ -154,6 +186,7 @@ EXECUTORS = {
     "sample": _sample,
     "baseline": _baseline,
     "evaluate": _evaluate,
+    "case-match": _case_match,
     "train-ae": _train_ae,
     "ae-recon": _ae_recon,
 }
@@ -201,11 +234,11 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
     o = _q(out)
     if isinstance(stage, DataStage):
         opts = _opts(
-            size=stage.size, templates=stage.templates, seed=stage.seed, shard_size=stage.shard_size
-        )
-        return (
-            f"phylaw data build --scenario {stage.scenario} --split {stage.split}{opts} --out {o}"
-        )
+            size=stage.size, templates=stage.templates, seed=stage.seed,
+            shard_size=stage.shard_size, grid=stage.grid, colour=stage.colours, shape=stage.shapes,
+        )  # fmt: skip
+        what = f"--study {stage.study}" if stage.study else f"--scenario {stage.scenario}"
+        return f"phylaw data build {what} --split {stage.split}{opts} --out {o}"
     if isinstance(stage, TrainStage):
         inputs_sets = [f"{TRAIN_INPUTS[r]}={p}" for r, p in sorted(inputs.items()) if r != "train"]
         sets = _sets(stage.overrides() + inputs_sets)
@@ -221,8 +254,16 @@ def command(stage: Stage, inputs: dict[str, Path], out: Path) -> str:
             limit=stage.limit,
             frames=stage.frames,
             frame_stride=stage.frames and stage.frame_stride,
-        )
+        ) + (" --mirror" if stage.mirror else "")
         return f"phylaw baseline {stage.method} --data {i['data']} --out {_q(out / 'videos')}{opts}"
+    if isinstance(stage, CaseMatchStage):
+        cases = videos_path(inputs["cases"]) / "cases.npz" if "cases" in inputs else None
+        opts = _opts(feature_px=stage.feature_px, cases=cases)
+        opts += " --mirror" if stage.mirror else ""
+        return (
+            f"phylaw case-match --scores {i['scores']} --data {i['data']} --train {i['train']} "
+            f"--out {o}{opts}"
+        )
     if isinstance(stage, EvaluateStage):
         opts = _opts(cond_frames=stage.cond_frames, limit=stage.limit)
         videos = _q(videos_path(inputs["videos"]))

@@ -176,6 +176,8 @@ def write_plan_report(plan: Plan, out: Path, paths: dict[str, Path]) -> Path:
     """Build and write ``out/report.html`` for a finished plan; returns its path."""
     summaries = load_summaries(plan, paths)
     verdict, ok = plan.verdict(summaries) if plan.verdict else (plan.title, None)
+    if plan.finding:
+        verdict, ok = plan.finding(paths)
     report = Report(f"phylaw: {plan.title}", verdict, plan.note, ok=ok)
     by_scenario: dict[str, dict] = {}  # one set of tables per scenario: their levels differ
     for label, splits in summaries.items():
