@@ -320,6 +320,9 @@ def load_module(module: nn.Module, path: str | Path) -> None:
     module.load_state_dict(tensors)
 
 
+_KERNEL_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 def load_optimizer(
     optimizer: torch.optim.Optimizer, model: nn.Module, path: str | Path, groups: list[dict]
 ) -> None:
@@ -346,5 +349,7 @@ def load_optimizer(
         g = dict(g, params=[index[id(params[n])] for n in g["params"]])
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
-        saved_groups.append(dict(live, **{k: v for k, v in g.items()}))
+        # hyperparameters come from the checkpoint; how the step is computed (fused kernels,
+        # foreach, capturable) stays this device's, so a run moves between CPU and GPU
+        saved_groups.append(dict(live, **{k: v for k, v in g.items() if k not in _KERNEL_FLAGS}))
     optimizer.load_state_dict({"state": state, "param_groups": saved_groups})

@@ -88,6 +88,18 @@ def lr_at(step: int, cfg: Any, time_used: float = 0.0) -> float:
     return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def compile_network(model: nn.Module) -> nn.Module:
+    """`torch.compile` per repeated block where the network has `blocks` (the DiT): one
+    compilation serves every block, so compile time does not grow with depth and the weights
+    keep their names; any other network is compiled whole. Compiles in place; returns it."""
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, nn.ModuleList):
+        for block in blocks:
+            block.compile()
+        return model
+    return torch.compile(model)
+
+
 def train(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -182,7 +194,7 @@ class _Loop:
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """The module the steps call: compiled and/or wrapped in DDP as configured."""
-        net: nn.Module = torch.compile(model) if self.cfg.run.compile else model
+        net: nn.Module = compile_network(model) if self.cfg.run.compile else model
         if self.d.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
