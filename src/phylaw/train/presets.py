@@ -5,6 +5,7 @@
 | cpu-tiny     | pixel  | 8 x 16           | 2 x 64, (2, 4, 4), 64       | x0   | 4     | 20    |
 | cpu-uniform  | pixel  | 8 (every 4th) x 32 | DiT-T 4x128, (1, 8, 8), 128 | x0 | 32    | 7K    |
 | cpu-scenes   | pixel  | 12 (every 2nd) x 64 | DiT-T, (1, 16, 16), 192    | x0   | 32    | 7K    |
+| gpu-uniform  | pixel  | 8 (every 4th) x 64 | DiT-S 12x384, (4, 8, 8), 128 | x0 | 256 | budget |
 | paper-S      | latent | 32 x 128 (9x16²) | DiT-S 12x384, (1,2,2), 576  | v    | 256   | 100K  |
 | paper-B/L/XL | latent | as paper-S       | DiT-B / DiT-L / DiT-XL      | v    | 256   | 100K  |
 
@@ -103,6 +104,32 @@ def cpu_scenes() -> TrainConfig:
     )
 
 
+def gpu_uniform() -> TrainConfig:
+    """DiT-S in pixel space for minutes on one GPU: `cpu-uniform`'s clip (8 frames, every 4th)
+    at 64x64 px, (4, 8, 8) spacetime patches (128 tokens), batch 256, a time-budgeted cosine
+    (`--minutes`); eight render threads keep the GPU fed."""
+    base = cpu_uniform()
+    return replace(
+        base,
+        preset="gpu-uniform",
+        model=ModelConfig(size="DiT-S", patch_size=(4, 8, 8)),
+        diffusion=replace(base.diffusion, sample_steps=10),
+        data=replace(base.data, resolution_px=64, render_threads=8),
+        optim=OptimConfig(lr=1e-3, warmup_steps=300, decay="cosine", ema_decay=0.999),
+        run=replace(
+            base.run,
+            steps=20_000,
+            batch_size=256,
+            log_every=100,
+            ckpt_every=2000,
+            keep_last=1,
+            sample_every=0,
+            eval_every=1000,
+            eval_videos=128,
+        ),
+    )
+
+
 def cpu_tiny() -> TrainConfig:
     """A few-second run of a 2-block model on 8 frames of 16x16: tests and smoke runs."""
     base = cpu_uniform()
@@ -131,6 +158,7 @@ PRESETS: dict[str, tuple[Callable[[], TrainConfig], str]] = {
     "cpu-tiny": (cpu_tiny, "2 x 64 DiT, 8 frames of 16 px, 20 steps: tests and smoke runs"),
     "cpu-uniform": (cpu_uniform, "DiT-T on 8 frames of 32 px, pixel space, x0: a 2-core CPU"),
     "cpu-scenes": (cpu_scenes, "DiT-T on 12 frames of 64 px PHYRE-style scenes, first given"),
+    "gpu-uniform": (gpu_uniform, "DiT-S on 8 frames of 64 px, pixel space: one GPU, minutes"),
     "paper-S": (lambda: paper("DiT-S"), "paper Sec. 3.1: DiT-S (22.5M) on VAE latents, 100K"),
     "paper-B": (lambda: paper("DiT-B"), "paper Sec. 3.1: DiT-B (89.5M) on VAE latents, 100K"),
     "paper-L": (lambda: paper("DiT-L"), "paper Sec. 3.1: DiT-L (310M) on VAE latents, 100K"),
