@@ -80,6 +80,10 @@ def test_bad_videos_give_a_partial_result_and_a_failure_each(split, tmp_path):
     assert len(failures) == 4
 
 
+def a_ids(split):
+    return np.sort(split.column("index"))
+
+
 def test_npz_array_source_and_a_predict_callable_agree(split, tmp_path):
     ctx = BaselineContext(split, 32, 3)
     rows = np.arange(len(split))
@@ -91,6 +95,12 @@ def test_npz_array_source_and_a_predict_callable_agree(split, tmp_path):
         cfg=EvalConfig(floor=False),
         progress=False,
     )
+
+    # the output folder of 'phylaw sample' (videos.npz beside run.json) reads as that array
+    (tmp_path / "sampled").mkdir()
+    np.savez(tmp_path / "sampled" / "videos.npz", videos=videos, index=split.column("index"))
+    folder = open_source(tmp_path / "sampled", split.column("index"))
+    assert folder.name.endswith("videos.npz") and np.array_equal(folder.ids(), a_ids(split))
 
     def predict(condition):  # a "model": constant velocity from the given frames
         lookup = {

@@ -234,6 +234,8 @@ class ArraySource(VideoSource):
 def open_source(path: str | Path, split_ids: np.ndarray) -> VideoSource:
     """The source for ``--videos PATH``: a folder, an ``.npz`` or an ``.hdf5``/``.h5`` file."""
     path = Path(path)
+    if path.is_dir() and (path / "videos.npz").is_file() and not any(path.glob("[0-9]*.*")):
+        return ArraySource(path / "videos.npz", split_ids)  # the folder of 'phylaw sample'
     if path.is_dir():
         return FolderSource(path)
     if not path.exists():
