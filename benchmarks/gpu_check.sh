@@ -20,7 +20,13 @@
 #     TEST_ARGS="-k cpu-tiny" SAMPLE_ARGS="--limit 8 --steps 2" \
 #     bash benchmarks/gpu_check.sh /tmp/out        # the script itself, on a CPU
 #
-# Python packages the machine lacks travel as wheels in .whl/ (installed to /tmp/site).
+# Python packages the machine lacks (its image has torch, numpy, h5py, matplotlib, scipy,
+# safetensors, tensorboard, tqdm, pytest) travel as wheels in .whl/, installed to /tmp/site;
+# fetch them once where pip works (python 3.12 there), .whl/ being git-ignored:
+#   echo /.whl/ >> .git/info/exclude
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl av==18.1.0 pymunk==7.3.1 cffi==2.1.1 pycparser
 set -u
 OUT=${OUT:-${1:-gpu-check-out}}
 TRAIN_MIN=${TRAIN_MIN:-2}
