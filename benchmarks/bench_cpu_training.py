@@ -25,10 +25,10 @@ from phylaw.data.build import build_split
 from phylaw.data.spaces import resolve_split
 from phylaw.experiments.quickeval import QuickEval, quick_evaluator
 from phylaw.sample import load_run
+from phylaw.train import train
 from phylaw.train.checkpoint import read_state
 from phylaw.train.config import override
 from phylaw.train.generate import Continuation
-from phylaw.train.loop import train
 from phylaw.train.presets import get_preset
 
 

@@ -24,7 +24,7 @@ from phylaw.render import (
     render,
     render_trajectory,
 )
-from phylaw.render.raster import EDGE_PX
+from phylaw.render.geometry import EDGE_PX
 
 
 def bodies_of(size, shape, colour) -> Bodies:

@@ -430,7 +430,7 @@ def test_quick_evaluation_arrives_as_a_callback_from_the_cli_and_the_stages(
         seen["evaluator"] = evaluator
         return type("R", (), {"step": 1, "stopped": "done", "loss": 0.0})()
 
-    monkeypatch.setattr("phylaw.train.loop.train", fake_train)
+    monkeypatch.setattr("phylaw.train.dit_task.train", fake_train)
     stage = TrainStage("train", preset="cpu-tiny", steps=1, sets=tuple(sets[1:]), train="data")
     stages.EXECUTORS["train"](stage, {"train": split / "train"}, tmp_path / "stage", False)
     assert isinstance(seen["evaluator"], QuickEval) and list(seen["evaluator"].splits) == ["ood"]

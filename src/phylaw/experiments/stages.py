@@ -91,7 +91,7 @@ def train_config(stage: TrainStage, inputs: dict[str, Path]):
 
 def _train(stage: TrainStage, inputs: dict[str, Path], out: Path, progress: bool) -> dict:
     from phylaw.experiments.quickeval import quick_evaluator
-    from phylaw.train.loop import train
+    from phylaw.train.dit_task import train
 
     cfg = train_config(stage, inputs)
     result = train(cfg, out, evaluator=quick_evaluator(cfg), progress=progress)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from phylaw.render.raster import EDGE_PX
+from phylaw.render.geometry import EDGE_PX
 
 ALPHA_MIN = 0.5 / 255  # coverage below this changes no pixel
 ALPHA_SOLID = 1.0 - 0.5 / 255  # coverage above this is painted as the plain colour

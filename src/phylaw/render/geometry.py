@@ -25,6 +25,8 @@ import numpy as np
 from phylaw import PhylawError
 from phylaw.physics.state import WORLD_SIZE
 
+EDGE_PX = 1.5  # width of a disc's anti-aliasing ramp, in pixels (render.raster, render.coverage)
+
 
 @dataclass(frozen=True)
 class PixelGrid:

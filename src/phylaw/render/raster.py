@@ -45,11 +45,10 @@ from numpy.lib.stride_tricks import as_strided
 
 from phylaw import PhylawError
 from phylaw.physics.state import Bodies, Colour, SceneTrajectory, Shape, Trajectory
-from phylaw.render.geometry import PixelGrid
+from phylaw.render.geometry import EDGE_PX, PixelGrid
 from phylaw.render.palette import BACKGROUND, palette_table
 
 CHUNK_BYTES = 1 << 20  # frames per chunk: this many bytes of float32 RGB windows (cache-sized)
-EDGE_PX = 1.5  # width of a disc's anti-aliasing ramp, in pixels
 _BG = np.asarray(BACKGROUND, dtype=np.float32) + 0.5  # +0.5: truncation then rounds to nearest
 
 

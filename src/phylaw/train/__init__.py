@@ -38,8 +38,9 @@ from phylaw.train.config import (
     override,
     valid_keys,
 )
+from phylaw.train.dit_task import train
 from phylaw.train.generate import Codec, Continuation, autoencoder_codec, codec_for, pixel_codec
-from phylaw.train.loop import TrainResult, fit, train
+from phylaw.train.loop import TrainResult, fit
 from phylaw.train.presets import PRESETS, get_preset, preset_help
 
 __all__ = [

@@ -19,6 +19,7 @@ What the training loop (`train.loop`) asks of a task, for the DiT:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,8 @@ from phylaw.train.generate import (
     frame_condition,
     prepare_video,
 )
+from phylaw.train.loop import fit
+from phylaw.train.task import Evaluator, TrainResult
 
 __all__ = ["DiffusionTask", "mirror"]
 
@@ -176,3 +179,23 @@ class DiffusionTask:
             batch = ds.render_rows(ds.rows[rows])
             out[tag] = (batch["index"].numpy(), batch["video"].numpy())
         return out
+
+
+def train(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    codec: Codec | None = None,
+    evaluator: Evaluator | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) the DiT run `cfg` in `run_dir` (`train.loop.fit` says how).
+
+    codec: the latent path's `Codec` (None: `codec_for(cfg)`, i.e. the identity in pixel space
+    and the autoencoder run `space.autoencoder` in latent space);
+    evaluator(continuation, step) -> {name: value}: called on rank 0 every `run.eval_every`
+    steps with a `Continuation` of the EMA network, its values logged as 'eval/<name>' (the
+    CLI and the experiment stages pass `experiments.quickeval.QuickEval`).
+    Works alone or under torchrun (`train.distributed`). Returns a `TrainResult`.
+    """
+    return fit(DiffusionTask(cfg, codec), run_dir, evaluator=evaluator, progress=progress)

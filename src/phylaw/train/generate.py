@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -35,6 +34,7 @@ from phylaw.train.config import (
     model_resolution,
     space_shape,
 )
+from phylaw.train.precision import autocast
 
 __all__ = [
     "Codec",
@@ -175,13 +175,6 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """[B, 3, T, H, W] in [-1, 1] -> uint8 [B, T, H, W, 3] on the CPU (clamped, rounded)."""
     x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     return x.permute(0, 2, 3, 4, 1).cpu()
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for 'bf16' (and 'auto' on CUDA); nothing for 'fp32' (and 'auto' on CPU)."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # ----------------------------------------------------------------------------------------------

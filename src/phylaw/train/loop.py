@@ -52,7 +52,6 @@ from phylaw.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from phylaw.train.config import TrainConfig
 from phylaw.train.config_core import fixed_changes, micro_batch
 from phylaw.train.distributed import (
     Dist,
@@ -63,13 +62,12 @@ from phylaw.train.distributed import (
     rank_batches,
     shutdown,
 )
-from phylaw.train.dit_task import DiffusionTask
 from phylaw.train.ema import EMA
-from phylaw.train.generate import Codec, autocast
+from phylaw.train.precision import autocast
 from phylaw.train.rundir import RunLog, StopFlag, check_run_dir
 from phylaw.train.task import Evaluator, Task, TrainResult
 
-__all__ = ["Evaluator", "Task", "TrainResult", "fit", "lr_at", "train"]
+__all__ = ["Evaluator", "Task", "TrainResult", "compile_network", "fit", "lr_at"]
 
 
 def lr_at(step: int, cfg: Any, time_used: float = 0.0) -> float:
@@ -98,26 +96,6 @@ def compile_network(model: nn.Module) -> nn.Module:
             block.compile()
         return model
     return torch.compile(model)
-
-
-def train(
-    cfg: TrainConfig,
-    run_dir: str | Path,
-    *,
-    codec: Codec | None = None,
-    evaluator: Evaluator | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Train (or resume) the DiT run `cfg` in `run_dir`; see the module docstring.
-
-    codec: the latent path's `Codec` (None: `codec_for(cfg)`, i.e. the identity in pixel space
-    and the autoencoder run `space.autoencoder` in latent space);
-    evaluator(continuation, step) -> {name: value}: called on rank 0 every `run.eval_every`
-    steps with a `Continuation` of the EMA network, its values logged as 'eval/<name>' (the
-    CLI and the experiment stages pass `experiments.quickeval.QuickEval`).
-    Works alone or under torchrun (`train.distributed`). Returns a `TrainResult`.
-    """
-    return fit(DiffusionTask(cfg, codec), run_dir, evaluator=evaluator, progress=progress)
 
 
 def fit(
