@@ -63,6 +63,15 @@ def test_mp4_round_trip_of_a_rendered_ball(stores, tmp_path):
     assert np.array_equal(decode_video(path), back)
 
 
+def test_mp4_bytes_depend_only_on_the_frames(stores):
+    """Same frames, same bytes, however often and in whichever order they are encoded
+    (libx264's lookahead and threaded colour conversion once varied between calls)."""
+    _, frames = next(render_batches(stores["collision"], 16, 64))
+    first = [encode_mp4(v) for v in frames]
+    for again in ([encode_mp4(v) for v in frames[::-1]][::-1], [encode_mp4(v) for v in frames]):
+        assert [a == b for a, b in zip(first, again, strict=True)] == [True] * len(frames)
+
+
 def test_gif_round_trip_is_exact_and_keeps_repeated_frames(stores, tmp_path):
     _, frames = next(render_batches(stores["collision"], 1, 64))  # > 256 colours: local tables
     assert np.array_equal(decode_video(encode_gif(frames[0])), frames[0])

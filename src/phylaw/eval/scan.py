@@ -46,6 +46,11 @@ _POWERS = np.stack([_J**m for m in range(5)]).astype(np.float32)  # [5, 8]
 _BINOM = [[1], [1, 1], [1, 2, 1], [1, 3, 3, 1], [1, 4, 6, 4, 1]]
 
 
+def _rows(words: np.ndarray, width: int) -> np.ndarray:
+    """Contiguous uint64 ``words`` as a 1-D array of ``width``-word records (a view)."""
+    return words.view(np.dtype((np.void, 8 * width)))
+
+
 def codes(words: np.ndarray) -> np.ndarray:
     """Table indices of the 8 pixels of each group from its 3 little-endian words [n, 3]:
     ``(255 - R) + 256 (255 - G) + 65536 (255 - B)``, int64 [8, n] (row j: pixel j)."""
@@ -88,7 +93,9 @@ class Scanner:
         np.not_equal(words[:nw], _ALL_ONES, out=flags)
         blocks = flags.view(np.uint64).reshape(-1, 3)
         active = np.flatnonzero(blocks[:, 0] | blocks[:, 1] | blocks[:, 2])
-        cand = words[:nw].reshape(-1, 24).take(active, axis=0).reshape(-1, 3)  # [m * 8, 3]
+        # rows gathered as 192-byte records: ndarray.take(axis=0) on [n, 24] uint64 runs
+        # ~10x slower here (a per-element loop), fancy indexing ~1.3x slower
+        cand = _rows(words[:nw], 24).take(active).view(np.uint64).reshape(-1, 3)  # [m * 8, 3]
         first = (active[:, None] * GROUP + np.arange(GROUP)).reshape(-1)
         if nw < len(words):  # a last partial block: its few groups are all candidates
             cand = np.concatenate([cand, words[nw:].reshape(-1, 3)])
@@ -97,7 +104,9 @@ class Scanner:
         np.bitwise_and(both, cand[:, 2], out=both)
         np.bitwise_and(both, self.mask, out=both)
         keep = np.flatnonzero(np.not_equal(both, self.mask))
-        return first[keep], codes(cand.take(keep, axis=0))
+        return first[keep], codes(
+            _rows(cand.reshape(-1), 3).take(keep).view(np.uint64).reshape(-1, 3)
+        )
 
 
 @dataclass

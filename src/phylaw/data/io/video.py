@@ -56,6 +56,9 @@ def _check_rate(fps: float) -> None:
 
 
 # ---------------------------------------------------------------------------------- encode
+X264_DETERMINISTIC = "sync-lookahead=0:rc-lookahead=0:mbtree=0"  # see encode_mp4
+
+
 def encode_mp4(frames: np.ndarray, fps: float = FPS, crf: int = CRF) -> bytes:
     """H.264 mp4 bytes of ``frames`` uint8 [T, H, W, 3] (H, W even), libx264 yuv420p ``crf``."""
     frames = check_frames(frames, even=True)
@@ -67,9 +70,16 @@ def encode_mp4(frames: np.ndarray, fps: float = FPS, crf: int = CRF) -> bytes:
         stream = container.add_stream(CODEC, rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = PIX_FMT
-        stream.options = {"crf": str(crf)}
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        # Same frames, same bytes: measured on 16 collision videos encoded 9 times in one
+        # process, libx264's lookahead (rc-lookahead, mbtree, its sync thread) and swscale's
+        # threads each changed some encodings between calls; without them none changed
+        stream.options = {"crf": str(crf), "threads": "1", "x264-params": X264_DETERMINISTIC}
+        for t, frame in enumerate(frames):
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+                format=PIX_FMT, threads=1
+            )
+            yuv.pts = t
+            for packet in stream.encode(yuv):
                 container.mux(packet)
         for packet in stream.encode():  # flush the encoder
             container.mux(packet)
