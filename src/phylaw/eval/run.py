@@ -44,8 +44,7 @@ from phylaw.eval.aggregate import aggregate
 from phylaw.eval.balls import BallScorer, format_table
 from phylaw.eval.floor import score_floor
 from phylaw.eval.metrics.physics import VideoMetrics
-from phylaw.eval.scenes import BatchFailure, SceneScorer, format_scene_table
-from phylaw.eval.sources import Failure, Predict, VideoSource, predict_videos
+from phylaw.eval.sources import BatchFailure, Failure, Predict, VideoSource, predict_videos
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render_trajectory
 
@@ -54,7 +53,6 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "format_result",
-    "format_scene_table",
     "format_table",
     "write_outputs",
 ]
@@ -93,7 +91,11 @@ class EvalResult:
 
 def scorer_for(store: Store):
     """The scorer of a split: scenes for a combinatorial split, balls otherwise."""
-    return SceneScorer() if "size_columns" not in store.manifest["bodies"] else BallScorer()
+    if "size_columns" in store.manifest["bodies"]:
+        return BallScorer()
+    from phylaw.eval.scenes import SceneScorer  # scipy.ndimage: imported for scenes only
+
+    return SceneScorer()
 
 
 # --------------------------------------------------------------------------- what to score
@@ -238,7 +240,7 @@ def evaluate(
     """Score ``source`` (a ``VideoSource`` or a ``predict`` callable) on the split ``data``."""
     store = data if isinstance(data, Store) else open_store(data)
     scorer = scorer_for(store)
-    if isinstance(scorer, SceneScorer) and callable(source):
+    if not isinstance(scorer, BallScorer) and callable(source):
         raise PhylawError("scene evaluation reads videos from a file or folder, not a callable")
     cfg = replace(cfg, num_cond_frames=resolve_cond_frames(cfg, source, scorer.default_cond))
     cfg = replace(cfg, frames=resolve_frames(cfg, source, store))
@@ -319,4 +321,8 @@ def write_outputs(result: EvalResult, out: Path) -> None:
 
 def format_result(summary: dict) -> str:
     """The plain-text table of a summary of either kind of split."""
-    return format_scene_table(summary) if "flags" in summary else format_table(summary)
+    if "flags" not in summary:
+        return format_table(summary)
+    from phylaw.eval.scenes import format_scene_table
+
+    return format_scene_table(summary)

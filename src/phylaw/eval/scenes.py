@@ -20,20 +20,16 @@ import os
 
 import numpy as np
 
-from phylaw import PhylawError
 from phylaw.data.store import Store
 from phylaw.eval.flags.scenes import SCENE_FLAGS, scene_flag_matrix, scene_start
 from phylaw.eval.metrics.physics import VideoMetrics
+from phylaw.eval.sources import BatchFailure
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.raster import render_trajectory
 
 __all__ = ["SceneScorer", "format_scene_table"]
 
 FVD_MIN_FRAMES = 9  # I3D's temporal receptive field (metrics.fidelity.i3d_features)
-
-
-class BatchFailure(PhylawError):
-    """A batch this scorer cannot score: each of its videos becomes a failure."""
 
 
 def _network(kind: str, path: str | None):

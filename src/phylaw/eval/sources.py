@@ -44,6 +44,10 @@ class Failure:
     reason: str
 
 
+class BatchFailure(PhylawError):
+    """A batch a scorer cannot score: each of its videos becomes a failure."""
+
+
 def check_video(video: np.ndarray, num_frames: int, name: str) -> np.ndarray:
     """Validate one video [T, H, W, 3] uint8; raise ``PhylawError`` saying what is wrong."""
     video = np.asarray(video)
