@@ -55,18 +55,27 @@ from phylaw.train.config import space_shape
 from phylaw.train.ema import EMA
 from phylaw.train.generate import autocast
 
-CONFIGS = {
-    "cpu-uniform": [],  # 16 x 32 px, (1, 8, 8), DiT-T 4 x 128: 256 tokens
-    "patch-2x4x4": ["model.patch_size=2,4,4"],  # 512 tokens
-    "wide-256": ["model.hidden_size=256", "model.num_heads=4"],  # 4 x 256, 256 tokens
-    "xs-64px": [  # 16 x 64 px, (2, 8, 8), 6 x 256: 512 tokens
-        "data.resolution_px=64",
-        "model.patch_size=2,8,8",
-        "model.depth=6",
-        "model.hidden_size=256",
-        "model.num_heads=4",
-    ],
-    "wide-384": ["model.hidden_size=384", "model.num_heads=6"],  # 4 x 384, 256 tokens
+CONFIGS = {  # name: (preset, --set overrides); batch 32 unless --batch
+    "cpu-uniform": ("cpu-uniform", []),  # 8 x 32 px, (4, 8, 8), DiT-T 4 x 128: 32 tokens
+    "uniform-128tok": ("cpu-uniform", ["model.patch_size=1,8,8"]),  # the preset until issue 13
+    "uniform-64tok": ("cpu-uniform", ["model.patch_size=2,8,8"]),
+    "uniform-16tok": ("cpu-uniform", ["model.patch_size=8,8,8"]),
+    "cpu-collision": ("cpu-collision", []),  # 16 x 32 px, (4, 8, 8): 64 tokens
+    "cpu-scenes": ("cpu-scenes", []),  # the preset
+    "scenes-192tok": ("cpu-scenes", ["model.patch_size=1,16,16", "model.hidden_size=128"]),
+    "scenes-4x8x8": ("cpu-scenes", ["model.patch_size=4,8,8", "model.hidden_size=128"]),
+    "patch-2x4x4": ("cpu-uniform", ["model.patch_size=2,4,4"]),  # 256 tokens
+    "wide-256": ("cpu-uniform", ["model.hidden_size=256", "model.num_heads=4"]),
+    "xs-64px": (  # 8 x 64 px, (2, 8, 8), 6 x 256: 256 tokens
+        "cpu-uniform",
+        [
+            "data.resolution_px=64",
+            "model.patch_size=2,8,8",
+            "model.depth=6",
+            "model.hidden_size=256",
+            "model.num_heads=4",
+        ],
+    ),
 }
 
 
@@ -98,8 +107,17 @@ def analytic_flops(net, batch: int) -> float:
     return batch * (6 * per_token * tokens + 12 * cfg.depth * tokens**2 * cfg.hidden_size)
 
 
-def bench(name: str, sets: list[str], batch: int, precision: str, compile_: bool, steps: int):
-    cfg = override(get_preset("cpu-uniform"), [*sets, f"run.batch_size={batch}"])
+def bench(
+    name: str,
+    config,
+    batch: int,
+    precision: str,
+    compile_: bool,
+    steps: int,
+    clock=time.perf_counter,
+):
+    preset, sets = config
+    cfg = override(get_preset(preset), [*sets, f"run.batch_size={batch}"])
     torch.manual_seed(0)
     model = DiT(network_config(cfg))
     ema = EMA(model, cfg.optim.ema_decay)
@@ -148,14 +166,14 @@ def bench(name: str, sets: list[str], batch: int, precision: str, compile_: bool
     if not any("scaled_dot_product" in op for op in ops):  # CPU flash attention: not counted
         c = model.cfg
         flops += batch * 12 * c.depth * c.num_tokens**2 * c.hidden_size
-    t0 = time.perf_counter()
+    t0 = clock()
     step(0)  # warm-up (and compilation)
-    warm = time.perf_counter() - t0
+    warm = clock() - t0
     times = []
     for k in range(1, steps + 1):
-        t0 = time.perf_counter()
+        t0 = clock()
         step(k)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return flops, analytic_flops(model, batch), statistics.median(times), min(times), warm, model
 
 
@@ -168,6 +186,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=5.0, help="time for the peak measurement")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time steps by the process's CPU seconds (all threads) instead of the wall clock: "
+        "steadier on a shared machine; use with --threads 1 to compare configurations",
+    )
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -184,7 +208,13 @@ def main() -> None:
         for precision in args.precision:
             for compile_ in (False, True) if args.compile else (False,):
                 flops, analytic, med, best, warm, model = bench(
-                    name, CONFIGS[name], args.batch, precision, compile_, args.steps
+                    name,
+                    CONFIGS[name],
+                    args.batch,
+                    precision,
+                    compile_,
+                    args.steps,
+                    time.process_time if args.cpu_time else time.perf_counter,
                 )
                 n = sum(q.numel() for q in model.parameters())
                 rate = flops / med

@@ -13,8 +13,11 @@ from phylaw.diffusion import (
     dpmpp_2m_sample,
     eps_from_x0,
     frame_mask,
+    logit_normal_timesteps,
+    loss_weights,
     make_schedule,
     masked_mse,
+    min_snr_weights,
     model_input,
     prediction_target,
     q_sample,
@@ -319,3 +322,78 @@ def test_matches_diffusers(prediction, kind):
         x = sched.step(net(x, t.expand(SHAPE[0]), None), t, x).prev_sample
     ours = ddim_sample(net, SHAPE, None, s, 10, prediction, x_T=x_T, dtype=F64)
     torch.testing.assert_close(ours, x, rtol=0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------------------------
+# Timestep sampling and loss weights
+# ----------------------------------------------------------------------------------------------
+
+
+def test_uniform_timesteps_are_unchanged_by_the_new_keywords():
+    s = make_schedule()
+    a = sample_timesteps(32, s, torch.Generator().manual_seed(3))
+    b = sample_timesteps(32, s, torch.Generator().manual_seed(3), kind="uniform", mean=2.0)
+    assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="timestep sampling"):
+        sample_timesteps(4, s, kind="bogus")
+
+
+def test_logit_normal_timesteps_follow_their_density():
+    s = make_schedule("cosine", 1000)
+    gen = torch.Generator().manual_seed(0)
+    t = sample_timesteps(200_000, s, gen, kind="logit-normal", mean=0.0, std=1.0)
+    assert t.dtype == torch.int64 and 0 <= t.min() and t.max() <= 999
+    u = (t.double() + 0.5) / 1000
+    logit = torch.log(u / (1 - u))
+    assert abs(logit.mean().item()) < 0.02 and abs(logit.std().item() - 1.0) < 0.02
+    # a positive mean leans towards high noise (large t); the median is at sigmoid(mean)
+    t_hi = logit_normal_timesteps(50_000, s, mean=1.0, std=1.0, generator=gen)
+    assert (
+        abs(t_hi.double().median().item() / 1000 - torch.sigmoid(torch.tensor(1.0)).item()) < 0.01
+    )
+    with pytest.raises(ValueError):
+        logit_normal_timesteps(4, s, std=0.0)
+
+
+def test_min_snr_weights_are_the_eps_weight_in_each_target():
+    snr = torch.tensor([0.0, 0.5, 5.0, 50.0], dtype=F64)
+    gamma = 5.0
+    w_eps = min_snr_weights(snr, "eps", gamma).double()
+    w_x0 = min_snr_weights(snr, "x0", gamma).double()
+    w_v = min_snr_weights(snr, "v", gamma).double()
+    # ||eps - eps^||^2 = SNR ||x0 - x0^||^2 and ||v - v^||^2 = (SNR + 1) ||x0 - x0^||^2:
+    # every target gives the same weight on the x0 error, min(SNR, gamma)
+    x0_weight = snr.clamp(max=gamma)
+    torch.testing.assert_close(w_x0, x0_weight, rtol=1e-6, atol=0)
+    torch.testing.assert_close(w_v * (snr + 1), x0_weight, rtol=1e-6, atol=0)
+    torch.testing.assert_close((w_eps * snr)[1:], x0_weight[1:], rtol=1e-6, atol=0)
+    assert w_eps[0] == 1 and w_x0[0] == 0  # the terminal step: eps keeps 1, x0 loses it
+    assert min_snr_weights(snr, "x0", gamma, min_weight=0.1)[0] == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        min_snr_weights(snr, "x0", 0.0)
+
+
+def test_loss_weights_scale_each_video():
+    s = make_schedule()
+    x0, noise = _randn(*SHAPE, seed=11), _randn(*SHAPE, seed=12)
+    cond = condition_inputs(x0, 2)
+    t = torch.tensor([999, 100])
+
+    def net(x_t, t, c):
+        return torch.zeros_like(x_t)
+
+    fm = frame_mask(cond.mask)
+    per_video = [
+        training_loss(net, x0[i : i + 1], cond_i, t[i : i + 1], noise[i : i + 1], s, "x0", fm[i])
+        for i, cond_i in enumerate(zip(cond.video.split(1), cond.mask.split(1), strict=True))
+    ]
+    w = torch.tensor([0.25, 2.0])
+    got = training_loss(net, x0, cond, t, noise, s, "x0", fm, weight=w)
+    expected = (w[0] * per_video[0] + w[1] * per_video[1]) / 2
+    assert got.item() == pytest.approx(expected.item(), rel=1e-12)
+    assert loss_weights("none", t, s, "x0") is None
+    torch.testing.assert_close(
+        loss_weights("min-snr", t, s, "x0", 5.0), min_snr_weights(s.snr(t), "x0")
+    )
+    with pytest.raises(ValueError, match="loss weighting"):
+        loss_weights("bogus", t, s, "x0")

@@ -29,9 +29,10 @@ from phylaw.train import (
     train,
 )
 from phylaw.train.checkpoint import load_module, read_state
-from phylaw.train.config import frame_indices, micro_batch
+from phylaw.train.config import frame_indices, micro_batch, space_shape
 from phylaw.train.distributed import step_rows
 from phylaw.train.loop import lr_at
+from phylaw.train.precision import model_step, probe_precision, resolve_precision
 
 FILES = ("model.safetensors", "ema.safetensors", "optimizer.safetensors")
 
@@ -95,13 +96,30 @@ def test_overrides_are_type_checked_and_list_the_valid_keys():
 
 
 def test_config_round_trips_through_json_and_refuses_unknown_keys():
-    for name in ("cpu-tiny", "cpu-uniform", "paper-XL"):
+    for name in ("cpu-tiny", "cpu-uniform", "cpu-collision", "paper-XL"):
         cfg = get_preset(name)
         data = json.loads(json.dumps(config_to_dict(cfg)))
         assert config_from_dict(data) == cfg
     data["optim"]["momentum"] = 0.9
     with pytest.raises(PhylawError, match="unknown key"):
         config_from_dict(data)
+
+
+def test_cpu_presets_keep_the_paper_objective_and_collisions_readable_velocities():
+    from phylaw.physics.collision import MIN_PRE_FRAMES
+    from phylaw.physics.state import FRAME_DT_S
+
+    for name in ("cpu-uniform", "cpu-parabola", "cpu-collision", "cpu-scenes"):
+        cfg = get_preset(name)
+        network_config(cfg)  # the model fits the clip
+        # what the paper fixes: mask-concatenated given frames, zero-terminal-SNR diffusion
+        assert cfg.diffusion.zero_terminal_snr and cfg.diffusion.timesteps == "uniform"
+        assert cfg.diffusion.cond_frames == (1 if name == "cpu-scenes" else 3)
+    cfg = get_preset("cpu-collision")
+    # contact comes no sooner than MIN_PRE_FRAMES frame intervals after t = 0: two given
+    # frames always show the balls before it, so both velocities can be read from them
+    second_given = frame_indices(cfg)[1]
+    assert 0.01 + second_given * FRAME_DT_S < MIN_PRE_FRAMES * FRAME_DT_S
 
 
 def test_paper_presets_have_table_1_sizes_and_the_paper_latent():
@@ -174,6 +192,21 @@ def test_one_training_step_per_preset_family(split, tmp_path, preset, sets, code
     assert [p.name for p in list_checkpoints(tmp_path / "run")] == ["step_0000001"]
     assert (tmp_path / "run" / "samples" / "step_0000001-train.gif").stat().st_size > 0
     assert list((tmp_path / "run" / "tb").glob("events.out.tfevents.*"))
+    # the dtype the run trained in is recorded ('auto' resolved; cpu-tiny pins fp32)
+    recorded = read_state(list_checkpoints(tmp_path / "run")[-1])["extra"]["precision"]
+    assert recorded == "fp32" if preset == "cpu-tiny" else recorded in ("fp32", "bf16")
+
+
+def test_timestep_sampling_and_loss_weights_reach_the_step(split, tmp_path):
+    plain = train(tiny(split, "run.steps=2", "run.sample_every=0"), tmp_path / "a", progress=False)
+    sets = ("diffusion.timesteps=logit-normal", "diffusion.loss_weighting=min-snr")
+    cfg = tiny(split, "run.steps=2", "run.sample_every=0", *sets)
+    weighted = train(cfg, tmp_path / "b", progress=False)
+    assert np.isfinite(weighted.loss) and weighted.loss != plain.loss
+    pairs = zip(plain.model.parameters(), weighted.model.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in pairs)
+    with pytest.raises(PhylawError, match="diffusion.timesteps"):
+        tiny(split, "diffusion.timesteps=beta")
 
 
 @pytest.mark.slow
@@ -189,6 +222,53 @@ def test_latent_preset_without_codec_is_refused(split, tmp_path):
         train(cfg, tmp_path / "run", progress=False)
     with pytest.raises(PhylawError, match="latent channels, temporal, spatial factor"):
         autoencoder_codec(small_autoencoder(), override(cfg, ["space.spatial_factor=4"]))
+
+
+# ------------------------------------------------------------------------------ precision probe
+def test_precision_probe_picks_the_measured_faster_dtype():
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    def fake(cost):  # a step that costs cost[precision] seconds of the fake clock
+        def step(precision):
+            now[0] += cost[precision]
+
+        return step
+
+    def probe(cost):
+        return probe_precision(fake(cost), repeats=2, clock=clock)
+
+    choice, best = probe({"fp32": 0.01, "bf16": 0.002})
+    assert choice == "bf16" and best == pytest.approx({"fp32": 0.01, "bf16": 0.002})
+    assert probe({"fp32": 0.005, "bf16": 0.05})[0] == "fp32"
+    # near-equal: fp32 (bf16 must be clearly faster to give up fp32's numerics)
+    assert probe({"fp32": 0.01, "bf16": 0.0095})[0] == "fp32"
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert (
+        resolve_precision("fp32", cpu)[0] == "fp32" and resolve_precision("bf16", cpu)[0] == "bf16"
+    )
+    assert resolve_precision("auto", cuda)[0] == "bf16"
+    slow_bf16 = fake({"fp32": 0.0, "bf16": 1.0})
+    assert resolve_precision("auto", cpu, lambda: slow_bf16, "bf16")[0] == "bf16"  # as recorded
+    assert resolve_precision("auto", cpu, lambda: None)[0] == "fp32"  # no probe: fp32
+    choice, why = resolve_precision("auto", cpu, lambda: lambda precision: None)
+    assert choice in ("fp32", "bf16") and "measured" in why
+
+
+def test_precision_probe_leaves_weights_and_random_streams_alone():
+    cfg = get_preset("cpu-tiny")
+    torch.manual_seed(0)
+    model = DiT(network_config(cfg))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    state = torch.get_rng_state()
+    step = model_step(model, space_shape(cfg), 2, torch.device("cpu"))
+    for precision in ("fp32", "bf16"):
+        step(precision)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(state, torch.get_rng_state())
 
 
 # ------------------------------------------------------------------------------ exact resume
@@ -337,12 +417,13 @@ def test_cli_dry_run_prints_the_resolved_config_and_help_lists_presets(split, tm
     out = capsys.readouterr().out
     cfg = config_from_dict(json.loads(out[: out.index("# network")]))
     assert cfg.optim.lr == 2e-4 and cfg.run.max_minutes == 5 and cfg.data.train.endswith("train")
-    tokens = cfg.data.frames * (cfg.data.resolution_px // cfg.model.patch_size[1]) ** 2
+    pt, ph, _ = cfg.model.patch_size
+    tokens = (cfg.data.frames // pt) * (cfg.data.resolution_px // ph) ** 2
     assert f"{tokens} tokens" in out and not (tmp_path / "r").exists()
     with pytest.raises(SystemExit):
         parser().parse_args(["train", "--help"])
     help_text = capsys.readouterr().out
-    for name in ("cpu-tiny", "cpu-uniform", "paper-S", "paper-B", "paper-L", "paper-XL"):
+    for name in ("cpu-tiny", "cpu-uniform", "cpu-collision", "paper-S", "paper-XL"):
         assert name in help_text
 
 

@@ -8,19 +8,19 @@ from phylaw import PhylawError
 from phylaw.commands import add_command
 
 
-def _positive_minutes(minutes: float | None) -> float:
+def _positive_minutes(minutes: float | None, default: float) -> float:
     if minutes is None:
-        return 60.0
+        return default
     if not minutes > 0 or minutes != minutes:
         raise PhylawError(f"invalid --minutes {minutes}: give a positive number such as 30")
     return float(minutes)
 
 
 def _quickstart(args) -> None:
-    from phylaw.experiments.quickstart import plan
+    from phylaw.experiments.quickstart import DEFAULT_MINUTES, plan
     from phylaw.experiments.runner import describe, run_plan
 
-    p = plan(_positive_minutes(args.minutes), seed=args.seed)
+    p = plan(_positive_minutes(args.minutes, DEFAULT_MINUTES), seed=args.seed)
     if args.dry_run:
         print(describe(p, args.out))
         return
@@ -85,10 +85,11 @@ def register(sub) -> None:
         sub,
         "quickstart",
         "the main job on a laptop: data, a small model, evaluation, report",
-        "  phylaw quickstart                       # ~70 min on 2 cores, into ./phylaw-quickstart\n"
-        "  phylaw quickstart --out qs --minutes 30  # a shorter training budget\n"
+        "  phylaw quickstart                       # ~25 min on 2 cores, into ./phylaw-quickstart\n"
+        "  phylaw quickstart --out qs --minutes 8   # a shorter training budget\n"
         "  phylaw quickstart --dry-run              # the stages and their commands\n\n"
-        "Builds uniform-motion data, trains the cpu-uniform preset for --minutes, continues\n"
+        "Builds uniform-motion data, trains the cpu-uniform preset (3,000 steps, at most\n"
+        "--minutes), continues\n"
         "the ID and OOD evaluation videos, scores them from pixels beside the parse floor and\n"
         "three baselines, and writes OUT/report.html. Re-run the same command to resume: a\n"
         "finished stage is never repeated, Ctrl-C keeps what was done.",
@@ -100,7 +101,7 @@ def register(sub) -> None:
         default=Path("phylaw-quickstart"),
         help="working directory (default: ./phylaw-quickstart); re-run to resume",
     )
-    q.add_argument("--minutes", type=float, default=None, help="training time budget (default: 60)")
+    q.add_argument("--minutes", type=float, default=None, help="training time cap (default: 20)")
     q.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
     q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
 

@@ -4,7 +4,8 @@ The process receives the network as an argument and never builds it: a denoiser 
 `denoiser(x_t [B, C, T, H, W], t [B] int64 steps, cond) -> [B, C, T, H, W]`, read as v, x0 or
 eps. Modules: `schedule` (alpha_bar, zero terminal SNR, trailing sampling steps), `process`
 (forward process and v/x0/eps conversions), `conditioning` (condition frames and mask video),
-`objectives` (the loss on generated frames), `samplers` (DDPM, DDIM, DPM-Solver++(2M)).
+`objectives` (the loss on generated frames), `weighting` (timestep sampling and loss
+weights), `samplers` (DDPM, DDIM, DPM-Solver++(2M)).
 Depends on torch only.
 
 Typical use with `models.dit.DiT`:
@@ -39,10 +40,19 @@ from phylaw.diffusion.schedule import (
     rescale_zero_terminal_snr,
     sampling_timesteps,
 )
+from phylaw.diffusion.weighting import (
+    LOSS_WEIGHTINGS,
+    TIMESTEP_SAMPLINGS,
+    logit_normal_timesteps,
+    loss_weights,
+    min_snr_weights,
+)
 
 __all__ = [
+    "LOSS_WEIGHTINGS",
     "PREDICTIONS",
     "SCHEDULES",
+    "TIMESTEP_SAMPLINGS",
     "Denoiser",
     "FrameCondition",
     "Prediction",
@@ -53,8 +63,11 @@ __all__ = [
     "dpmpp_2m_sample",
     "eps_from_x0",
     "frame_mask",
+    "logit_normal_timesteps",
+    "loss_weights",
     "make_schedule",
     "masked_mse",
+    "min_snr_weights",
     "model_input",
     "prediction_target",
     "q_sample",

@@ -28,11 +28,11 @@ from phylaw import PhylawError
 from phylaw.experiments.plan import Plan, Stage, scale_settings
 from phylaw.experiments.report.html import Table
 from phylaw.experiments.studyplans import (
+    CPU_TRAINING,
     PAPER_MODEL,
     PAPER_SCALE,
     TINY_TRAINING,
     Scale,
-    Training,
     arm,
     autoencoder,
     eval_count,
@@ -56,10 +56,6 @@ CPU_GRIDS = {  # per quadrant (velocity-size: one grid of four quadrants): 160 v
     "velocity-size": "v=16,r=10", "colour-size": "r=4,v=10", "colour-velocity": "v=5,r=8",
     RING: "r=4,v=10",
 }  # fmt: skip
-# the CPU scale's training (the lead switches preset and overrides here)
-CPU_TRAINING = Training(
-    "cpu-uniform", ("model.patch_size=4,8,8", "optim.lr=2e-3"), steps=2000, minutes=10.0
-)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ import numpy as np
 from phylaw.experiments.plan import Plan, Stage, scale_settings
 from phylaw.experiments.report.html import Table
 from phylaw.experiments.studyplans import (
+    CPU_TRAINING,
     PAPER_MODEL,
     PAPER_SCALE,
     TINY_TRAINING,
     Scale,
-    Training,
     arm,
     autoencoder,
     case_rows,
@@ -52,10 +52,6 @@ __all__ = ["CPU_TRAINING", "REVERSE_MIN", "SCALES", "Flip", "build", "plan", "re
 STUDY = "flip"
 REVERSE_MIN = 0.2  # world units/s: a generated vx below -this on a rightward ball is reversed
 LOW, HIGH = "beyond", "support"  # the flip split's levels: v < 2.5 (unseen) and v >= 2.5
-# the CPU scale's training (the lead switches preset and overrides here)
-CPU_TRAINING = Training(
-    "cpu-uniform", ("model.patch_size=4,8,8", "optim.lr=2e-3"), steps=2000, minutes=10.0
-)
 
 
 @dataclass(frozen=True)

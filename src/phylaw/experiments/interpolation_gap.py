@@ -26,11 +26,11 @@ import numpy as np
 from phylaw.experiments.plan import Plan, Stage, scale_settings
 from phylaw.experiments.report.html import Table
 from phylaw.experiments.studyplans import (
+    CPU_TRAINING,
     PAPER_MODEL,
     PAPER_SCALE,
     TINY_TRAINING,
     Scale,
-    Training,
     arm,
     autoencoder,
     column,
@@ -51,10 +51,6 @@ __all__ = ["CPU_TRAINING", "SCALES", "Gap", "build", "plan", "support_intervals"
 
 SNAP = 0.05  # world units/s: a generated velocity this close to a training range lies in it
 ARMS = ("gap-1.25-3.75", "gap-1.5-3.5", "gap-1.75-3.25", "gap-2-3", "keep-3", "keep-4")
-# the CPU scale's training (the lead switches preset and overrides here)
-CPU_TRAINING = Training(
-    "cpu-uniform", ("model.patch_size=4,8,8", "optim.lr=2e-3"), steps=2000, minutes=10.0
-)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ Scales. ``paper``: 32 frames of 128x128, the first 3 given, on the latents of on
 (``ae-paper``, trained once on uniform motion of every colour and shape the studies use: the
 paper's VAE is one pretrained model), the studies' training sizes (200K, 300K) and the
 authors' evaluation grids, each run on 8 GPUs (``torchrun``, or ``--executor slurm``). Sec. 5
-names no model size; ``PAPER_MODEL`` says which and why. ``cpu``: each experiment's
-``CPU_TRAINING`` constant (a preset and its ``--set`` overrides, one place to switch them),
-pixel space, coarser evaluation grids; ``tiny``: ``cpu-tiny`` for seconds (tests).
+names no model size; ``PAPER_MODEL`` says which and why. ``cpu``: ``CPU_TRAINING`` for every arm
+(`cpu-uniform` to its 2,000-step target, one place to switch it), pixel space, coarser
+evaluation grids; ``tiny``: ``cpu-tiny`` for seconds (tests).
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ PAPER_TRAINING = Training(
     minutes=20 * 60,
     resources=Resources(gpus_per_node=8, cpus_per_task=8, mem_gb=256, time_min=24 * 60),
 )
+# `cpu-uniform` to 2,000 steps: its ID |mean v - v| <= 0.05 point (benchmarks/RESULTS.md,
+# "Learning speed"), ~8 minutes on 2 cores
+CPU_TRAINING = Training("cpu-uniform", steps=2000, minutes=8.0)
 TINY_TRAINING = Training(
     "cpu-tiny", ("run.threads=1", "run.sample_every=0", "run.ckpt_every=2"), 4, minutes=0.1
 )

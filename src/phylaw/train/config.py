@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from phylaw import PhylawError
-from phylaw.diffusion import PREDICTIONS, SCHEDULES
+from phylaw.diffusion import LOSS_WEIGHTINGS, PREDICTIONS, SCHEDULES, TIMESTEP_SAMPLINGS
 from phylaw.models.autoencoder import latent_num_frames
 from phylaw.models.dit import DIT_SIZES, DiTConfig, dit_config
 from phylaw.train import config_core
@@ -134,11 +134,22 @@ class DiffusionConfig:
     cond_frames: int = 3  # first video frames given as the condition (Sec. 3.1)
     sampler: str = "ddim"  # for samples during training and `phylaw sample`
     sample_steps: int = 50  # denoiser calls per sample
+    # which training steps the loss sees: 'uniform' (eq. 2) or 'logit-normal' (mean, std over
+    # t / S; diffusion.weighting), and how it weights them: 'none' (eq. 2) or 'min-snr'
+    timesteps: str = "uniform"
+    logit_mean: float = 0.0  # logit-normal mean (> 0 leans towards high noise)
+    logit_std: float = 1.0  # logit-normal standard deviation
+    loss_weighting: str = "none"  # 'none' or 'min-snr'
+    min_snr_gamma: float = 5.0  # min-snr's gamma
 
     def __post_init__(self) -> None:
         _choice(self.schedule, list(SCHEDULES), "diffusion.schedule")
         _choice(self.prediction, PREDICTIONS, "diffusion.prediction")
         _choice(self.sampler, SAMPLERS, "diffusion.sampler")
+        _choice(self.timesteps, TIMESTEP_SAMPLINGS, "diffusion.timesteps")
+        _choice(self.loss_weighting, LOSS_WEIGHTINGS, "diffusion.loss_weighting")
+        _positive("diffusion.logit_std", self.logit_std)
+        _positive("diffusion.min_snr_gamma", self.min_snr_gamma)
         if self.num_steps < 2:
             raise PhylawError(f"invalid diffusion.num_steps {self.num_steps}: must be >= 2")
         _positive("diffusion.cond_frames", self.cond_frames, zero_ok=True)

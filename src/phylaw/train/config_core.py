@@ -43,7 +43,7 @@ __all__ = [
     "valid_keys",
 ]
 
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 on CPU (measured)
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 on CUDA; on a CPU a measured probe decides
 LR_DECAYS = ("constant", "cosine")
 
 
@@ -100,7 +100,9 @@ class RunConfig:
     batch_size: int = 256  # global batch: all ranks and accumulation micro-steps (paper: 256)
     grad_accum: int = 1  # micro-steps per optimizer step on each rank
     seed: int = 0  # data order, noise, init: step k's batch is a function of (seed, k)
-    precision: str = "auto"  # 'auto' (bf16 autocast on CUDA, fp32 on CPU), 'bf16', 'fp32'
+    # 'auto' (bf16 autocast on CUDA; on a CPU whichever a short probe of the network measures
+    # faster, train.precision), 'bf16', 'fp32'
+    precision: str = "auto"
     compile: bool = False  # torch.compile the network
     device: str = "auto"  # 'auto' (cuda:LOCAL_RANK if present, else cpu), 'cpu', 'cuda'
     threads: int = 0  # torch CPU threads; 0 = torch's default

@@ -4,7 +4,8 @@ What the training loop (`train.loop`) asks of a task, for the DiT:
 
 * data: the split `data.train` at `data.resolution_px`, long enough for the clip
   (`data.frames` every `data.frame_stride`);
-* draws of step k: timesteps and noise for the whole global batch, from the generator of
+* draws of step k: timesteps (`diffusion.timesteps`) with their loss weights
+  (`diffusion.loss_weighting`) and noise for the whole global batch, from the generator of
   (seed, k) (`distributed.step_generator`), and which of its videos are mirrored left-right
   (`data.hflip`, the Set-2 augmentation of Sec. 5.2; `data.augment.hflip_mask` of (seed, k),
   its own stream: the noise does not depend on it, and a resumed run flips the same videos);
@@ -13,6 +14,8 @@ What the training loop (`train.loop`) asks of a task, for the DiT:
   pixel space; the autoencoder's encoder in latent space) and the frame condition
   (`generate.frame_condition`);
 * loss: `diffusion.training_loss` of the denoiser, masked to the generated frames;
+* precision probe: one forward + backward pass of the network on a small random batch, which
+  `run.precision=auto` times in fp32 and bf16 on a CPU (`train.precision`);
 * samples: ground truth | continuation GIFs of fixed videos of each split (EMA weights);
 * predictor: a `generate.Continuation` of the EMA network, what an evaluator is handed.
 """
@@ -31,7 +34,13 @@ from phylaw.data.augment import hflip_mask
 from phylaw.data.dataset import VideoDataset
 from phylaw.data.info import side_by_side
 from phylaw.data.store import open_store
-from phylaw.diffusion import frame_mask, make_schedule, sample_timesteps, training_loss
+from phylaw.diffusion import (
+    frame_mask,
+    loss_weights,
+    make_schedule,
+    sample_timesteps,
+    training_loss,
+)
 from phylaw.models.dit import DiT, DiTConfig
 from phylaw.train.config import (
     TrainConfig,
@@ -49,6 +58,7 @@ from phylaw.train.generate import (
     prepare_video,
 )
 from phylaw.train.loop import fit
+from phylaw.train.precision import model_step
 from phylaw.train.task import Evaluator, TrainResult
 
 __all__ = ["DiffusionTask", "mirror"]
@@ -106,20 +116,27 @@ class DiffusionTask:
         """What the start line says besides the parameter count."""
         return f"{self.network.num_tokens} tokens"
 
+    def precision_probe(self, model: nn.Module):
+        """`step(precision)`: one pass of `model` on a random batch of up to 8 (the probe)."""
+        return model_step(model, self.shape, min(self.micro_batch, 8), self.device)
+
     # ---- one step
-    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """Timesteps [B], noise [B, C, T, H, W] and flip mask [B] (bool) of global batch
-        `step`."""
+    def draw(self, step: int, device: torch.device) -> tuple[torch.Tensor | None, ...]:
+        """Timesteps [B], noise [B, C, T, H, W], flip mask [B] (bool) and loss weights [B]
+        (None: eq. 2's uniform weights) of global batch `step`."""
         gen = step_generator(self.cfg.run.seed, step, device)
-        batch = self.cfg.run.batch_size
-        t_all = sample_timesteps(batch, self.schedule, gen, device)
+        batch, d = self.cfg.run.batch_size, self.cfg.diffusion
+        kw = dict(kind=d.timesteps, mean=d.logit_mean, std=d.logit_std)
+        t_all = sample_timesteps(batch, self.schedule, gen, device, **kw)
         noise_all = torch.randn((batch, *self.shape), generator=gen, device=device)
         flip = hflip_mask(self.cfg.run.seed, step, batch, self.cfg.data.hflip)
-        return t_all, noise_all, torch.from_numpy(flip).to(device)
+        w_all = loss_weights(d.loss_weighting, t_all, self.schedule, d.prediction, d.min_snr_gamma)
+        return t_all, noise_all, torch.from_numpy(flip).to(device), w_all
 
     def batch(self, videos: torch.Tensor, draw: Any, part: slice) -> tuple:
-        """uint8 videos [b, T, H, W, 3] -> (x0 in the diffusion space, condition, t, noise)."""
-        t_all, noise_all, flip_all = draw
+        """uint8 videos [b, T, H, W, 3] -> (x0 in the diffusion space, condition, t, noise,
+        loss weights or None)."""
+        t_all, noise_all, flip_all, w_all = draw
         x = mirror(prepare_video(videos, self.cfg, self.device), flip_all[part])
         z0 = self.codec.encode(x)
         cond = frame_condition(self.codec, self.cfg, x, z0)
@@ -128,18 +145,19 @@ class DiffusionTask:
                 f"the codec encodes to {tuple(z0.shape[1:])}, the config expects {self.shape} "
                 "(space.*)"
             )
-        return z0, cond, t_all[part], noise_all[part]
+        return z0, cond, t_all[part], noise_all[part], None if w_all is None else w_all[part]
 
     def loss(self, net: nn.Module, inputs: tuple) -> tuple[torch.Tensor, dict[str, float]]:
         """The frame-masked diffusion loss of one micro-batch (eq. 2)."""
-        z0, cond, t, noise = inputs
+        z0, cond, t, noise, weight = inputs
 
         def denoiser(x: torch.Tensor, t: torch.Tensor, c: Any) -> torch.Tensor:
             return net(x, t, c.video, c.mask)
 
         prediction = self.cfg.diffusion.prediction
         mask = frame_mask(cond.mask)
-        return training_loss(denoiser, z0, cond, t, noise, self.schedule, prediction, mask), {}
+        loss = training_loss(denoiser, z0, cond, t, noise, self.schedule, prediction, mask, weight)
+        return loss, {}
 
     def before_checkpoint(self, model: nn.Module, ema: nn.Module) -> None:
         """Nothing to refresh before a DiT checkpoint."""

@@ -16,7 +16,9 @@ rate, EMA, checkpoints, logging, time budget, signals, resume and DDP. Optimizer
      which each rank takes its slice: a run's batches do not depend on the number of ranks or
      accumulation steps, and resuming needs nothing but k (RNG states are saved anyway);
   3. batch -> loss: `task.batch` turns videos into model inputs (no gradients), `task.loss`
-     runs under autocast (bf16 on CUDA; fp32 on CPU unless asked), backward (DDP all-reduces
+     runs under autocast (`run.precision`; 'auto' is bf16 on CUDA and, on a CPU, whichever dtype
+     a short probe of the task's network measures faster, `train.precision`; a resumed run
+     keeps its checkpoint's choice), backward (DDP all-reduces
      gradients on the last micro-step);
   4. clipping, AdamW at the learning rate of step k (`lr_at`), then the EMA update.
 
@@ -63,7 +65,7 @@ from phylaw.train.distributed import (
     shutdown,
 )
 from phylaw.train.ema import EMA
-from phylaw.train.precision import autocast
+from phylaw.train.precision import autocast, resolve_precision
 from phylaw.train.rundir import RunLog, StopFlag, check_run_dir
 from phylaw.train.task import Evaluator, Task, TrainResult
 
@@ -146,14 +148,30 @@ class _Loop:
             weight_decay=o.weight_decay,
             fused=d.device.type == "cuda",
         )
-        self.start_step, self.elapsed_before, self.last_ckpt = self.resume()
+        self.start_step, self.elapsed_before, self.last_ckpt, recorded = self.resume()
+        self.precision, why = self.resolve_precision(recorded)
+        if d.is_main:
+            print(why)
         self.net = self.wrap(self.model)
 
-    def resume(self) -> tuple[int, float, Path | None]:
-        """Load the latest checkpoint, if any: (its step, training seconds before, its path)."""
+    def resolve_precision(self, recorded: str | None) -> tuple[str, str]:
+        """The dtype of this run's steps (`train.precision`), the same on every rank (fp32
+        where any rank's probe says so), and why."""
+        probe = getattr(self.task, "precision_probe", None)
+        make_step = (lambda: probe(self.model)) if probe is not None else None
+        precision, why = resolve_precision(
+            self.cfg.run.precision, self.d.device, make_step, recorded
+        )
+        if all_reduce_max(self.d, float(precision == "fp32"))[0]:
+            precision = "fp32"
+        return precision, why
+
+    def resume(self) -> tuple[int, float, Path | None, str | None]:
+        """Load the latest checkpoint, if any: (its step, training seconds before, its path,
+        the precision it trained in)."""
         ckpt = latest_checkpoint(self.run_dir)
         if ckpt is None:
-            return 0, 0.0, None
+            return 0, 0.0, None, None
         state = read_state(ckpt, kind=kind_of(self.cfg))
         fixed = fixed_changes(state["config"], self.cfg)
         if fixed:
@@ -168,7 +186,8 @@ class _Loop:
         restore_rng(state["rng"])
         if self.d.is_main:
             print(f"resuming {self.run_dir} from step {state['step']} ({ckpt.name})")
-        return state["step"], state["extra"].get("elapsed_s", 0.0), ckpt
+        extra = state["extra"]
+        return state["step"], extra.get("elapsed_s", 0.0), ckpt, extra.get("precision")
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """The module the steps call: compiled and/or wrapped in DDP as configured."""
@@ -271,7 +290,7 @@ class _Loop:
             last = m == accum - 1
             sync = self.net.no_sync() if d.distributed and not last else contextlib.nullcontext()
             with sync:
-                with autocast(d.device, cfg.run.precision):
+                with autocast(d.device, self.precision):
                     loss, parts = self.task.loss(self.net, inputs)
                 (loss / accum).backward()
             self.loss_sum += loss.detach() / accum
@@ -355,7 +374,12 @@ class _Loop:
                 optimizer=self.optimizer,
                 cfg=self.cfg,
                 network=self.network,
-                extra={"elapsed_s": elapsed, "world_size": self.d.world_size, "time": time.time()},
+                extra={
+                    "elapsed_s": elapsed,
+                    "world_size": self.d.world_size,
+                    "time": time.time(),
+                    "precision": self.precision,
+                },
                 keep_last=self.cfg.run.keep_last,
             )
         barrier(self.d)
