@@ -164,3 +164,41 @@ def test_input_errors_are_clear():
 
 def test_frame_times_are_what_the_metrics_difference():
     assert np.allclose(np.diff(frame_times()), 0.1)
+
+
+def test_table_cache_returns_the_built_table_and_rebuilds_a_bad_file(tmp_path, monkeypatch):
+    from phylaw.eval import tablecache
+
+    calls = []
+
+    def build(n, value):
+        calls.append(n)
+        return np.full(n, value, dtype=np.uint16)
+
+    monkeypatch.setenv("PHYLAW_CACHE", str(tmp_path))
+    first = tablecache.cached_table(build, 5, 7, shape=(5,), dtype=np.uint16)
+    again = tablecache.cached_table(build, 5, 7, shape=(5,), dtype=np.uint16)
+    assert calls == [5] and isinstance(again, np.memmap) and (again == first).all()
+    assert (again == 7).all() and not again.flags.writeable  # read-only: a table stays right
+    other = tablecache.cached_table(build, 5, 8, shape=(5,), dtype=np.uint16)  # other arguments
+    assert calls == [5, 5] and (other == 8).all()
+    del first, again, other  # their maps, before the files change under them
+    for p in (tmp_path / "tables").iterdir():
+        p.write_bytes(p.read_bytes()[:20])  # truncated: rebuilt, not an error
+    assert (tablecache.cached_table(build, 5, 7, shape=(5,), dtype=np.uint16) == 7).all()
+    assert calls == [5, 5, 5]
+    monkeypatch.setenv("PHYLAW_CACHE", "off")
+    plain = tablecache.cached_table(build, 5, 7, shape=(5,), dtype=np.uint16)
+    assert not isinstance(plain, np.memmap)
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("PHYLAW_CACHE", str(blocked))  # cannot be written: built in memory
+    assert (tablecache.cached_table(build, 5, 7, shape=(5,), dtype=np.uint16) == 7).all()
+
+
+def test_cached_membership_tables_equal_a_fresh_build():
+    from phylaw.eval.parse import _membership_tables
+
+    membership_tables.cache_clear()
+    cached = membership_tables((RED, BLUE))
+    assert (np.asarray(cached) == _membership_tables((RED, BLUE), (), 128.0, 0.05, 0.85)).all()

@@ -49,6 +49,7 @@ import numpy as np
 
 from phylaw import PhylawError
 from phylaw.eval import scan
+from phylaw.eval.tablecache import cached_table
 from phylaw.physics.state import Colour, Shape
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
@@ -60,6 +61,7 @@ MIN_AREA_PX = 1.0  # soft pixel area below which an object is missing
 MIN_BLOB_PX = 4.0  # pixels a blob needs to count ...
 BLOB_REL = 0.2  # ... and this fraction of the frame's largest blob of the colour (codec specks)
 CHUNK_PX = 1 << 21  # pixels parsed at once (6 MB of RGB): bounds the temporaries
+SOLID_U16 = int(np.ceil(scan.SOLID * scan.SCALE))  # tabulated weight of a moments pixel
 
 
 _PER_COLUMN = ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
@@ -174,8 +176,21 @@ def membership_tables(
     pixel (R, G, B) belongs to ``colours[k]`` with alpha ``a``, else 0 (rules in the module
     docstring); white is entry 0 and near-white noise stays within a few cache lines. The
     ``distractors`` compete for pixels but are not tabulated. Built in slabs of 16 blue levels
-    (~0.5 s a colour).
+    (~0.1 s a colour) once per machine, then read from the table cache (`eval.tablecache`).
     """
+    args = (tuple(colours), tuple(distractors), residual_tol, alpha_floor, min_cos)
+    shape = (len(colours), 256**3)
+    return cached_table(_membership_tables, *args, shape=shape, dtype=np.uint16)
+
+
+def _membership_tables(
+    colours: tuple[Colour, ...],
+    distractors: tuple[Colour, ...],
+    residual_tol: float,
+    alpha_floor: float,
+    min_cos: float,
+) -> np.ndarray:
+    """`membership_tables`, built."""
     competitors = list(dict.fromkeys([Colour(c) for c in (*colours, *distractors)]))
     bg = np.asarray(BACKGROUND, dtype=np.float32)
     if not (bg == 255).all():
@@ -206,14 +221,6 @@ def membership_tables(
     return out.reshape(len(colours), -1)
 
 
-@functools.lru_cache(maxsize=4)
-def solid_tables(colours: tuple[Colour, ...], distractors: tuple[Colour, ...] = ()) -> np.ndarray:
-    """``membership_tables`` with the weights below ``scan.SOLID`` set to 0: the weights of the
-    moments, uint16 [K, 2**24]."""
-    tables = membership_tables(colours, distractors)
-    return np.where(tables >= int(np.ceil(scan.SOLID * scan.SCALE)), tables, 0).astype(np.uint16)
-
-
 def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> int:
     """Bits k such that a pixel whose channels are all >= 256 - 2**k weighs 0 for every colour.
 
@@ -232,7 +239,7 @@ def white_bits(colours: Sequence[Colour], alpha_floor: float = ALPHA_FLOOR) -> i
 # ------------------------------------------------------------------------------------ parsing
 def _parse_chunk(
     frames: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray],
+    tables: np.ndarray,
     width: int,
     scanner: scan.Scanner,
     foreign,
@@ -240,8 +247,7 @@ def _parse_chunk(
 ) -> dict[str, np.ndarray]:
     """Per-frame results of one chunk ``frames`` uint8 [F, H, Wp, 3] (Wp % 8 == 0, white
     beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, M], foreign [F].
-    ``tables``: the membership tables and their solid parts (``solid_tables``)."""
-    tables, solids = tables
+    ``tables``: the membership tables (``membership_tables``)."""
     f, h, wp, _ = frames.shape
     k = len(tables)
     groups, codes = scanner.groups(frames.reshape(-1))
@@ -260,7 +266,7 @@ def _parse_chunk(
         with np.errstate(divide="ignore", invalid="ignore"):
             centre = np.where((area >= MIN_AREA_PX)[:, None], (s[1:3] / s[:1]).T, np.nan)
         radius = np.sqrt(area / np.pi)
-        solid = solids[i].take(codes).astype(np.float32)
+        solid = np.where(weight >= SOLID_U16, wf, np.float32(0))  # the moments' pixels
         out["moments"][:, i] = scan.moments(chunk, solid, centre, radius, order).T
         out["count"][:, i] = scan.blobs(chunk, weight, MIN_BLOB_PX, BLOB_REL)[0]
     if foreign is not None:
@@ -317,7 +323,7 @@ def parse_videos(
     b, t, h, w, _ = videos.shape
     k = len(colours)
     others = tuple(Colour(int(c)) for c in distractors)
-    tables = (membership_tables(colours, others), solid_tables(colours, others))
+    tables = membership_tables(colours, others)
     wp = -(-w // scan.GROUP) * scan.GROUP
     step = max(1, CHUNK_PX // max(1, t * h * wp))  # videos per chunk
     res = {

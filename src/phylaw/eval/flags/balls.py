@@ -74,6 +74,7 @@ from phylaw.eval.flags.motion import (
     take,
 )
 from phylaw.eval.parse import ParsedStates, parse_videos
+from phylaw.eval.tablecache import cached_table
 from phylaw.physics.state import Colour
 from phylaw.render.geometry import PixelGrid
 from phylaw.render.palette import BACKGROUND, PALETTE
@@ -118,6 +119,15 @@ class PlausibilityTolerances:
 # ------------------------------------------------------------------------------ foreign colours
 @functools.lru_cache(maxsize=4)
 def foreign_table(
+    colours: tuple[Colour, ...], residual: float, background: float, solid_alpha: float
+) -> np.ndarray:
+    """`_foreign_table`, built once per machine and then read from the table cache
+    (`eval.tablecache`)."""
+    args = (tuple(colours), residual, background, solid_alpha)
+    return cached_table(_foreign_table, *args, shape=(256**3,), dtype=bool)
+
+
+def _foreign_table(
     colours: tuple[Colour, ...], residual: float, background: float, solid_alpha: float
 ) -> np.ndarray:
     """Which 24-bit colours no expected colour explains as a solid body, bool [2**24], indexed
