@@ -36,18 +36,14 @@ import numpy as np
 from phylaw.data.build import build_split
 from phylaw.data.combinatorial import resolve_scene_split, scene_trajectory
 from phylaw.data.spaces import resolve_split
-from phylaw.data.store import open_store
 from phylaw.data.views import render_batch
 from phylaw.eval.flags.scenes import SCENE_FLAGS, scene_flag_matrix
 from phylaw.eval.metrics.fidelity import frame_range_mean, psnr
-from phylaw.eval.metrics.physics import evaluate_videos
 from phylaw.experiments.quickeval import QuickEval
-from phylaw.render.geometry import PixelGrid
-from phylaw.render.raster import render
 from phylaw.sample import load_run
 from phylaw.train import train
 from phylaw.train.checkpoint import latest_checkpoint, read_state
-from phylaw.train.config import frame_indices, override
+from phylaw.train.config import override
 from phylaw.train.generate import Continuation
 from phylaw.train.presets import get_preset
 
@@ -103,22 +99,13 @@ class Timed:
 
 class BallQuickEval(QuickEval):
     """`QuickEval`'s numbers plus, per split, 'scored' (the share of videos the ground truth
-    lets it score) and 'all_tracked' (of those, the share whose every generated ball is found
-    once in every scored frame pair: the collision target's "both balls tracked")."""
+    lets it score), 'all_tracked' (of those, the share whose every generated ball is found once
+    in every scored frame pair: the collision target's "both balls tracked") and
+    'ood_over_id_mean' (OOD / ID on |mean v - v|, the uniform target's metric)."""
 
     def __call__(self, continuation, step: int) -> dict[str, float]:
         out = {}
-        for name, (store, rows) in self.splits.items():
-            truth = store.trajectory(rows)
-            videos = render(truth.pos, truth.bodies, self.grid)
-            generated = continuation(videos, seeds=store.get(rows).index)
-            m = evaluate_videos(
-                generated,
-                truth.at_frames(self.frames),
-                store.scenario,
-                self.grid,
-                self.cfg.diffusion.cond_frames,
-            )
+        for name, m in self.split_metrics(continuation).items():
             for key in ("velocity_error_mean", "velocity_error"):
                 v = m[key][np.isfinite(m[key])]
                 out[f"{name}/{key}"] = float(v.mean()) if v.size else float("nan")
@@ -131,28 +118,21 @@ class BallQuickEval(QuickEval):
         if "id/velocity_error" in out and "ood/velocity_error" in out:
             out["ood_over_id"] = out["ood/velocity_error"] / out["id/velocity_error"]
             mean_gap = out["ood/velocity_error_mean"] / out["id/velocity_error_mean"]
-            out["ood_over_id_mean"] = mean_gap  # on |mean v - v|, the uniform target's metric
+            out["ood_over_id_mean"] = mean_gap
         return out
 
 
-class SceneQuickEval:
+class SceneQuickEval(QuickEval):
     """Abnormal rate (any scene flag) and PSNR of continuations of fixed videos per split."""
 
     def __init__(self, cfg, videos: int) -> None:
-        self.cfg, self.frames = cfg, frame_indices(cfg)
-        self.grid = PixelGrid.square(cfg.data.resolution_px)
-        self.splits = {}
-        for name, root in (("id", cfg.data.eval_id), ("ood", cfg.data.eval_ood)):
-            if root:
-                store = open_store(root)
-                rows = np.unique(
-                    np.linspace(0, len(store) - 1, min(videos, len(store))).astype(int)
-                )
-                truth = render_batch(store, store.get(rows), self.grid)
-                start = scene_trajectory(store, rows)
-                c = cfg.diffusion.cond_frames
-                floor = scene_flag_matrix(truth[:, self.frames], start, num_cond_frames=c)
-                self.splits[name] = (store, rows, truth, start, float(floor.any(1).mean()))
+        super().__init__(cfg, videos)  # the splits' stores and evenly spread rows
+        c = cfg.diffusion.cond_frames
+        for name, (store, rows) in self.splits.items():
+            truth = render_batch(store, store.get(rows), self.grid)
+            start = scene_trajectory(store, rows)
+            floor = scene_flag_matrix(truth[:, self.frames], start, num_cond_frames=c)
+            self.splits[name] = (store, rows, truth, start, float(floor.any(1).mean()))
 
     def __call__(self, continuation, step: int) -> dict[str, float]:
         out, c = {}, self.cfg.diffusion.cond_frames

@@ -57,19 +57,25 @@ class QuickEval:
     def __bool__(self) -> bool:
         return bool(self.splits)
 
-    def __call__(self, continuation, step: int) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def split_metrics(self, continuation) -> dict:
+        """Per split name: the `VideoMetrics` of `continuation`'s videos (`eval.metrics`)."""
+        out = {}
         for name, (store, rows) in self.splits.items():
             truth = store.trajectory(rows)
             videos = render(truth.pos, truth.bodies, self.grid)
             generated = continuation(videos, seeds=store.get(rows).index)
-            metrics = evaluate_videos(
+            out[name] = evaluate_videos(
                 generated,
                 truth.at_frames(self.frames),
                 store.scenario,
                 self.grid,
                 self.cfg.diffusion.cond_frames,
             )
+        return out
+
+    def __call__(self, continuation, step: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, metrics in self.split_metrics(continuation).items():
             for key in (PER_FRAME, MEAN_GAP):
                 out[f"{name}/{key}"] = _mean(metrics[key])
             n = metrics["n_velocity_samples"].astype(np.float64)
