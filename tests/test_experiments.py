@@ -203,3 +203,15 @@ def test_cli_experiment_list_show_and_errors(tmp_path, capsys):
     assert "invalid --minutes" in capsys.readouterr().err
     assert main(["quickstart", "--dry-run", "--minutes", "30", "--out", str(out)]) == 0
     assert "phylaw train --preset cpu-uniform" in capsys.readouterr().out
+
+
+def test_the_eta_scales_each_stage_kind_by_its_own_measured_pace():
+    from phylaw.experiments.kinds import DataStage, TrainStage
+    from phylaw.experiments.runner import _eta
+
+    data = DataStage("data", scenario="uniform", split="train", minutes=1.0)
+    train = TrainStage("train", preset="cpu-tiny", train="data", minutes=10.0)
+    assert _eta([data, train], {}) == 11 * 60  # nothing measured: the estimates
+    quick_data = {"data": [6.0, 60.0]}  # data stages ran 10x faster than estimated
+    assert _eta([train], quick_data) == 600  # ... which says nothing about training
+    assert _eta([data, train], {**quick_data, "train": [1200.0, 600.0]}) == 6 + 1200

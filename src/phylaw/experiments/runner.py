@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from phylaw.data.store import write_json
-from phylaw.experiments.plan import Plan, stage_keys
+from phylaw.experiments.plan import Plan, Stage, stage_keys
 from phylaw.experiments.stages import Interrupted, command, run_stage
 
 __all__ = [
@@ -110,12 +110,10 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
     todo = [s for s in plan.stages if not is_done(paths[s.name])]
     if progress and len(todo) < len(plan.stages):
         print(f"{len(plan.stages) - len(todo)} of {len(plan.stages)} stages already done")
-    estimate_left = sum(s.minutes for s in todo) * 60
-    spent = estimate_spent = 0.0
+    measured: dict[str, list[float]] = {}  # stage kind -> [seconds spent, seconds estimated]
     for k, s in enumerate(todo, 1):
         if progress:
-            scale = spent / estimate_spent if estimate_spent else 1.0
-            eta = max(0.0, estimate_left - estimate_spent) * scale
+            eta = _eta(todo[k - 1 :], measured)
             print(
                 f"[{k}/{len(todo)}] {s.name} ({s.kind}); about {_fmt_minutes(eta)} left in all",
                 flush=True,
@@ -132,8 +130,8 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
             raise
         seconds = time.perf_counter() - t0
         mark_done(paths[s.name], seconds, result)
-        spent += seconds
-        estimate_spent += s.minutes * 60
+        got = measured.setdefault(s.kind, [0.0, 0.0])
+        got[0], got[1] = got[0] + seconds, got[1] + s.minutes * 60
     if report:
         from phylaw.experiments.report.plan import write_plan_report
 
@@ -141,6 +139,17 @@ def run_plan(plan: Plan, out: str | Path, progress: bool = True, report: bool = 
         if progress:
             print(f"report: {path}")
     return out
+
+
+def _eta(left: list[Stage], measured: dict[str, list[float]]) -> float:
+    """Seconds the stages ``left`` should take: each stage's estimate, scaled by how its kind's
+    finished stages compared with theirs (a kind not seen yet: the estimate as it is), so
+    quick data stages do not shrink the estimate of the training ahead."""
+    total = 0.0
+    for s in left:
+        spent, estimated = measured.get(s.kind, (0.0, 0.0))
+        total += s.minutes * 60 * (spent / estimated if estimated else 1.0)
+    return total
 
 
 def stage_result(paths: dict[str, Path], name: str) -> dict:
