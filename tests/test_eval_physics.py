@@ -154,6 +154,18 @@ def test_a_ball_cut_by_the_border_is_placed_where_its_disc_is():
     assert m["tracked_fraction"][0] == 1.0
 
 
+def test_a_stray_border_pixel_far_from_the_ball_does_not_move_it():
+    """A generated ball a little smaller than the truth, in mid-frame, with one faint red pixel
+    on the image border (a halo of the generator): not cut, so its centroid is kept."""
+    truth = uniform_truth(r=1.0, v=2.0, x0=1.5)
+    small = uniform_truth(r=0.95, v=2.0, x0=1.5)  # shows < 98 % of the truth's area
+    videos = render(small.pos, small.bodies, GRID)
+    videos[:, :, 0, GRID.width_px // 2] = (255, 180, 180)  # a pale red speck on the top row
+    m = evaluate_videos(videos, truth, "uniform", GRID)
+    assert m["tracked_fraction"][0] == 1.0
+    assert m["velocity_error"][0] < 0.05  # moved to the top border it would be ~10x that
+
+
 def test_a_duplicated_ball_is_not_tracked():
     truth = uniform_truth(r=0.8, v=1.0, x0=2.0, y0=3.0)
     videos = render(truth.pos, truth.bodies, GRID)

@@ -400,7 +400,8 @@ def recentre_cut(parsed: ParsedStates, bodies) -> np.ndarray:
 
     ``bodies``: the ``physics.state.Bodies`` [B, N] of the columns (their shapes, sizes and
     ring radii, e.g. the ground truth's). A visible object not ``in_view`` showing less than
-    ``CUT_KEEP`` of its body's area is placed, along the normal of the border nearest its
+    ``CUT_KEEP`` of its body's area, its centroid within its radius (plus a pixel) of the
+    border, is placed, along the normal of the border nearest its
     centroid, at the signed distance from that border at which the body shows that fraction
     (a circular segment for a disc, the difference of two for a ring, a strip for a square);
     along the border it keeps its centroid. The centroid of a cut body lies inside its centre,
@@ -412,7 +413,13 @@ def recentre_cut(parsed: ParsedStates, bodies) -> np.ndarray:
     full = np.asarray(bodies.area, dtype=np.float64)[:, None, :] * g.world_len_to_px(1.0) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         shown = parsed.area_px / full
-    cut = parsed.visible & ~parsed.in_view & (shown < CUT_KEEP)
+    x_all, y_all = pos[..., 0], pos[..., 1]
+    border = np.minimum(
+        np.minimum(x_all, g.world_size - x_all), np.minimum(y_all, g.world_size - y_all)
+    )
+    reach = r + 1.0 / g.world_len_to_px(1.0)  # a cut body's centroid lies within r of the border
+    # a faint pixel on the border far from the body (a generated halo) does not make it cut
+    cut = parsed.visible & ~parsed.in_view & (shown < CUT_KEEP) & (border < reach)
     if not cut.any():
         return pos
     shape = np.broadcast_to(np.asarray(bodies.shape)[:, None, :], cut.shape)[cut]
