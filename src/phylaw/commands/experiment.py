@@ -88,7 +88,7 @@ def register(sub) -> None:
         "  phylaw quickstart                       # ~25 min on 2 cores, into ./phylaw-quickstart\n"
         "  phylaw quickstart --out qs --minutes 8   # a shorter training budget\n"
         "  phylaw quickstart --dry-run              # the stages and their commands\n\n"
-        "Builds uniform-motion data, trains the cpu-uniform preset (3,000 steps, at most\n"
+        "Builds uniform-motion data, trains the cpu-uniform preset (5,000 steps, at most\n"
         "--minutes), continues\n"
         "the ID and OOD evaluation videos, scores them from pixels beside the parse floor and\n"
         "three baselines, and writes OUT/report.html. Re-run the same command to resume: a\n"
@@ -101,7 +101,7 @@ def register(sub) -> None:
         default=Path("phylaw-quickstart"),
         help="working directory (default: ./phylaw-quickstart); re-run to resume",
     )
-    q.add_argument("--minutes", type=float, default=None, help="training time cap (default: 20)")
+    q.add_argument("--minutes", type=float, default=None, help="training time cap (default: 25)")
     q.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
     q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
 
