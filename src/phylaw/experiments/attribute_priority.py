@@ -33,13 +33,10 @@ from phylaw.experiments.studyplans import (
     PAPER_SCALE,
     TINY_TRAINING,
     Scale,
-    arm,
     autoencoder,
-    eval_count,
     examples,
     records,
-    reference,
-    study_data,
+    study_arm,
 )
 
 __all__ = ["CPU_TRAINING", "PAPER_ORDER", "SCALES", "Priority", "build", "outcomes", "plan"]
@@ -87,8 +84,7 @@ def cpu() -> Priority:
         s,
         note=(
             f"CPU scale: six attribute pairs and the ring variant, each a pixel-space "
-            f"{t.preset} run ({', '.join(t.sets) or 'no overrides'}; {t.steps} steps, "
-            f"~{t.minutes:g} min) on 300K training videos, 160 evaluation videos per study (40 "
+            f"{t.describe()} on 300K training videos, 160 evaluation videos per study (40 "
             "per quadrant). The paper: DiT-size models on VAE latents of 32 frames of 128x128, "
             "620 to 4,356 evaluation videos per study."
         ),
@@ -268,10 +264,7 @@ def build(s: Priority, scale: str) -> Plan:
     """The Figures 8, 9, 14 plan of settings ``s``."""
     stages: list[Stage] = autoencoder(s.scale)
     for st in s.studies:
-        n = eval_count(st, s.grids.get(st))
-        stages += study_data(st, s.scale, s.grids.get(st))
-        stages += reference(st, s.scale, n)
-        stages += arm(st, st, s.scale, n, seed=s.scale.seed)
+        stages += study_arm(st, s.scale, s.grids.get(st))
     return Plan(
         name="attribute-priority",
         title="which attribute case matching keeps: colour, size, velocity, shape (Figs. 8, 9, 14)",

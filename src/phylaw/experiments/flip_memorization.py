@@ -83,10 +83,10 @@ def cpu() -> Flip:
     return replace(
         s,
         note=(
-            f"CPU scale: Set-1 and Set-2, two training seeds each, pixel-space {t.preset} "
-            f"({', '.join(t.sets) or 'no overrides'}; {t.steps} steps, ~{t.minutes:g} min per "
-            f"run) on the 300K flip split, {eval_count(STUDY, s.grid)} evaluation videos (44 v "
-            "x 8 r). The paper: one DiT-size model per set on VAE latents, 32 frames of 128x128."
+            f"CPU scale: Set-1 and Set-2, two training seeds each, pixel-space "
+            f"{t.describe()} on the 300K flip split, {eval_count(STUDY, s.grid)} evaluation "
+            "videos (44 v x 8 r). The paper: one DiT-size model per set on VAE latents, 32 "
+            "frames of 128x128."
         ),
     )
 

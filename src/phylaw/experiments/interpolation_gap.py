@@ -31,7 +31,6 @@ from phylaw.experiments.studyplans import (
     PAPER_SCALE,
     TINY_TRAINING,
     Scale,
-    arm,
     autoencoder,
     column,
     eval_count,
@@ -40,10 +39,9 @@ from phylaw.experiments.studyplans import (
     fmt_stats,
     mean_ci,
     records,
-    reference,
     slope,
     stat,
-    study_data,
+    study_arm,
     summary,
 )
 
@@ -81,11 +79,10 @@ def cpu() -> Gap:
     return replace(
         s,
         note=(
-            f"CPU scale: six arms of 200K training videos, each a pixel-space {t.preset} run "
-            f"({', '.join(t.sets) or 'no overrides'}; {t.steps} steps, ~{t.minutes:g} min) on "
-            f"the preset's clip, evaluated on a 61 v x 4 r grid ({eval_count(ARMS[0], s.grid)} "
-            "videos per arm). The paper: DiT-B-size models on VAE latents of 32 frames of "
-            "128x128 and the 4,356-video grid."
+            f"CPU scale: six arms of 200K training videos, each a pixel-space "
+            f"{t.describe()} on the preset's clip, evaluated on a 61 v x 4 r grid "
+            f"({eval_count(ARMS[0], s.grid)} videos per arm). The paper: DiT-B-size models on "
+            "VAE latents of 32 frames of 128x128 and the 4,356-video grid."
         ),
     )
 
@@ -272,10 +269,7 @@ def build(s: Gap, scale: str) -> Plan:
     """The Figure 5 plan of settings ``s``."""
     stages: list[Stage] = autoencoder(s.scale)
     for a in s.arms:
-        n = eval_count(a, s.grid)
-        stages += study_data(a, s.scale, s.grid)
-        stages += reference(a, s.scale, n)
-        stages += arm(a, a, s.scale, n, seed=s.scale.seed)
+        stages += study_arm(a, s.scale, s.grid)
     first = s.arms[0]
     return Plan(
         name="interpolation-gap",

@@ -56,6 +56,12 @@ class Training:
     minutes: float = 10.0  # estimated minutes per run on the plan's machine
     resources: Resources = Resources()
 
+    def describe(self) -> str:
+        """For a plan's note: 'cpu-uniform (no overrides; 2000 steps, ~8 min per run)'."""
+        steps = f"{self.steps} steps" if self.steps else "the preset's steps"
+        sets = ", ".join(self.sets) or "no overrides"
+        return f"{self.preset} ({sets}; {steps}, ~{self.minutes:g} min per run)"
+
 
 PAPER_TRAINING = Training(
     "paper-B",
@@ -167,6 +173,17 @@ def arm(
     ]  # fmt: skip
 
 
+def study_arm(study: str, s: Scale, grid: str | None) -> list[Stage]:
+    """A study trained as one arm of its own name: its data, its nearest-case reference and
+    the arm (``study_data``, ``reference``, ``arm``), on ``grid``."""
+    n = eval_count(study, grid)
+    return [
+        *study_data(study, s, grid),
+        *reference(study, s, n),
+        *arm(study, study, s, n, seed=s.seed),
+    ]
+
+
 def reference(study: str, s: Scale, n: int, mirror: bool = False) -> list[Stage]:
     """The nearest-case baseline of a study in the model's clip, scored and case-matched."""
     res, frames, stride = clip(s)
@@ -183,21 +200,23 @@ def reference(study: str, s: Scale, n: int, mirror: bool = False) -> list[Stage]
 
 
 # ------------------------------------------------------------------------------ readers
-def records(paths: dict, name: str) -> list[dict]:
-    """The per-video records of an evaluate stage (empty when it has not run or is not in
-    the plan)."""
-    path = Path(paths.get(name, "")) / "videos.jsonl"
+def _jsonl(paths: dict, name: str, file: str) -> list[dict]:
+    """The records of ``file`` in stage ``name`` (empty when it has not run or is not in the
+    plan)."""
+    path = Path(paths.get(name, "")) / file
     if name not in paths or not path.exists():
         return []
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def records(paths: dict, name: str) -> list[dict]:
+    """The per-video records of an evaluate stage (empty when it has not run)."""
+    return _jsonl(paths, name, "videos.jsonl")
 
 
 def case_rows(paths: dict, name: str) -> list[dict]:
     """The per-video records of a case-match stage (empty when it has not run)."""
-    path = Path(paths.get(name, "")) / "casematch.jsonl"
-    if name not in paths or not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return _jsonl(paths, name, "casematch.jsonl")
 
 
 def closer_to_case(rows: list[dict], kind: str = "px") -> np.ndarray:
