@@ -202,3 +202,116 @@ def test_cached_membership_tables_equal_a_fresh_build():
     membership_tables.cache_clear()
     cached = membership_tables((RED, BLUE))
     assert (np.asarray(cached) == _membership_tables((RED, BLUE), (), 128.0, 0.05, 0.85)).all()
+
+
+def _dense_reference(videos, table, foreign, pq):
+    """What ``parse_videos`` measures, computed pixel by pixel on whole frames (numpy and
+    scipy.ndimage): weight sums, in_view, moments of the solid pixels of the window's 8-pixel
+    groups about their own centroid, blob count (8-neighbour), eroded foreign pixels."""
+    from scipy import ndimage
+
+    from phylaw.eval import scan
+
+    v = videos.astype(np.int64)
+    code = (255 - v[..., 0]) + 256 * (255 - v[..., 1]) + 65536 * (255 - v[..., 2])
+    b, t, h, w = code.shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = {k: np.zeros((b, t)) for k in ("area", "cx", "cy", "border", "count", "foreign")}
+    out["moments"] = np.full((b, t, len(pq)), np.nan)
+    cross = ndimage.generate_binary_structure(2, 1)
+    for i in range(b):
+        for j in range(t):
+            wt = table[code[i, j]].astype(np.float64)
+            tot = wt.sum()
+            out["area"][i, j] = tot / scan.SCALE
+            edge = np.zeros((h, w), bool)
+            edge[[0, -1]], edge[:, [0, -1]] = True, True
+            out["border"][i, j] = wt[edge].sum()
+            mask = table[code[i, j]] >= 32768
+            lab, n = ndimage.label(mask, np.ones((3, 3)))
+            sizes = np.bincount(lab.ravel())[1:]
+            keep = (sizes >= 4) & (sizes >= 0.2 * (sizes.max() if n else 0))
+            out["count"][i, j] = keep.sum()
+            fg = foreign[code[i, j]]
+            out["foreign"][i, j] = ndimage.binary_erosion(fg, cross, border_value=0).sum()
+            if tot < scan.SCALE:  # less than 1 px: missing
+                continue
+            cx, cy = (wt * cols).sum() / tot, (wt * rows).sum() / tot
+            out["cx"][i, j], out["cy"][i, j] = cx, cy
+            reach = scan.WINDOW * np.sqrt(tot / scan.SCALE / np.pi) + 2
+            a = cols // 8 * 8 - cx  # offset of the pixel's group's first column
+            near = np.maximum(np.maximum(a, -(a + 7)), 0)
+            solid = np.where(
+                (wt >= np.ceil(scan.SOLID * scan.SCALE)) & (near**2 + (rows - cy) ** 2 <= reach**2),
+                wt / scan.SCALE,
+                0.0,
+            )
+            m = solid.sum()
+            if m == 0:
+                continue
+            x = cols - (solid * cols).sum() / m
+            y = rows - (solid * rows).sum() / m
+            out["moments"][i, j] = [(solid * x**p * y**q).sum() for p, q in pq]
+    return out
+
+
+def test_the_compiled_scan_matches_a_dense_reference():
+    """Every per-frame quantity of the group scan equals the whole-frame computation, on frames
+    with anti-aliased balls (touching the border, overlapping, duplicated, broken, squares
+    touching at a corner: one 8-neighbour blob), two colours,
+    codec-like noise, a foreign colour and a width that is not a multiple of 8."""
+    from phylaw.eval.flags.balls import foreign_table
+
+    rng = np.random.default_rng(7)
+    grid = PixelGrid(45, 40)
+    b, t = 3, 6
+    r = rng.uniform(0.4, 2.0, (b, 2))
+    pos = rng.uniform(-0.5, 10.5, (b, t, 2, 2))  # some cut by the border or out of view
+    videos = render(pos, discs(r, (RED, BLUE)), grid)
+    videos[0, 1] = np.minimum(videos[0, 0], videos[0, 2])  # two red balls in one frame
+    videos[1, 2, 10:30, 20:22] = 255  # a white cut through the balls: break-ups
+    videos[1, 3, 5:15, 30:45] = (0, 160, 0)  # a foreign (green) patch on the border
+    shapes = np.full((1, t, 40, 45, 3), 255, dtype=np.uint8)  # squares touching at a corner
+    shapes[0, 0, 2:7, 2:7] = shapes[0, 0, 7:12, 7:12] = PALETTE[RED]
+    shapes[0, 1, 2:7, 20:25] = shapes[0, 1, 7:12, 15:20] = PALETTE[RED]  # the other diagonal
+    shapes[0, 2, 2:7, 2:7] = shapes[0, 2, 8:12, 7:12] = PALETTE[RED]  # a row apart: two
+    videos = np.concatenate([videos, shapes])
+    noisy = rng.integers(-40, 41, videos[2].shape)
+    videos[2] = np.clip(videos[2].astype(int) + noisy, 0, 255).astype(np.uint8)
+    foreign = foreign_table((RED, BLUE), 48.0, 48.0, 0.5)
+    parsed = parse_videos(videos, (RED, BLUE), grid, foreign=foreign, moments_order=4)
+    assert parsed.count.max() >= 2 and parsed.foreign_px.max() > 20  # the cases are there
+    assert parsed.count[3, :3, 0].tolist() == [1, 1, 2]  # 8-neighbour blobs
+    for k, colour in enumerate((RED, BLUE)):
+        table = membership_tables((RED, BLUE))[k]
+        ref = _dense_reference(videos, table, foreign, parsed.moment_orders)
+        assert np.array_equal(parsed.area_px[..., k], ref["area"])
+        assert np.array_equal(parsed.in_view[..., k], parsed.visible[..., k] & (ref["border"] == 0))
+        assert np.array_equal(parsed.count[..., k], ref["count"])
+        seen = parsed.visible[..., k]
+        colrow = np.stack([ref["cx"], ref["cy"]], -1)
+        assert np.allclose(parsed.pos[..., k, :][seen], grid.px_to_world(colrow)[seen], atol=1e-12)
+        assert np.allclose(
+            parsed.moments[..., k, :], ref["moments"], rtol=1e-9, atol=1e-9, equal_nan=True
+        ), colour
+    assert np.array_equal(parsed.foreign_px, ref["foreign"])
+
+
+def test_the_scan_compiles_where_no_cache_folder_can_be_written(monkeypatch):
+    """Where numba finds no folder to keep compiled code in, a kernel compiles for the process
+    instead of failing (numba raises 'no locator available' then)."""
+    import numba
+    from numba.core import caching
+
+    from phylaw.eval import scan
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+
+    @scan._kernel(numba.types.int64(scan._array(numba.types.int64)))
+    def total(x):
+        s = 0
+        for v in x:
+            s += v
+        return s
+
+    assert total(np.arange(5)) == 10

@@ -35,8 +35,9 @@ up to order 4 (shape: ``ParsedStates.shape_descriptor``) and, when asked, counts
 colours no tracked object explains (``foreign_px``, for the plausibility flags).
 
 Speed (``benchmarks/bench_eval.py``). The weight is a function of the 24-bit colour, tabulated
-once per colour set (a 32 MB uint16 table per colour, ~0.5 s, cached per process); the scan
-(``eval.scan``) touches only the 8-pixel groups that are not background.
+once per colour set (a 32 MB uint16 table per colour, built once per machine,
+``eval.tablecache``); the scan (``eval.scan``, compiled by numba) visits only the 8-pixel groups
+that are not background, once per chunk of frames.
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ MIN_AREA_PX = 1.0  # soft pixel area below which an object is missing
 MIN_BLOB_PX = 4.0  # pixels a blob needs to count ...
 BLOB_REL = 0.2  # ... and this fraction of the frame's largest blob of the colour (codec specks)
 CHUNK_PX = 1 << 21  # pixels parsed at once (6 MB of RGB): bounds the temporaries
-SOLID_U16 = int(np.ceil(scan.SOLID * scan.SCALE))  # tabulated weight of a moments pixel
 
 
 _PER_COLUMN = ("pos", "size", "area_px", "visible", "in_view", "count", "moments")
@@ -79,7 +79,7 @@ class ParsedStates:
     ``MIN_BLOB_PX`` pixels of membership >= 1/2 and >= ``BLOB_REL`` of the largest);
     ``moments`` [B, T, K, M] float64 central moments mu_pq (``moment_orders``: p + q <= 2, or
     4 when parsed with ``moments_order=4``; pixel units, mass in pixels) of the solid part of
-    the object (``eval.scan.moments``), NaN where missing; ``foreign_px`` [B, T] int pixels of
+    the object (``eval.scan.colour``), NaN where missing; ``foreign_px`` [B, T] int pixels of
     the ``foreign`` table after a one-pixel erosion (None when not asked).
     """
 
@@ -246,31 +246,23 @@ def _parse_chunk(
     order: int,
 ) -> dict[str, np.ndarray]:
     """Per-frame results of one chunk ``frames`` uint8 [F, H, Wp, 3] (Wp % 8 == 0, white
-    beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, M], foreign [F].
+    beyond column ``width``): sums [F, K, 4], count [F, K], moments [F, K, M] (raw: about
+    each frame's centroid, ``scan.colour``), foreign [F].
     ``tables``: the membership tables (``membership_tables``)."""
     f, h, wp, _ = frames.shape
-    k = len(tables)
-    groups, codes = scanner.groups(frames.reshape(-1))
-    chunk = scan.Chunk.locate(groups, (f, h, wp), width)
+    groups, codes = scanner.scan(frames.reshape(-1))
     out = {
-        "sums": np.zeros((f, k, 4)),
-        "count": np.zeros((f, k), dtype=np.int64),
-        "moments": np.full((f, k, len(scan.orders(order))), np.nan),
+        "sums": np.zeros((f, len(tables), 4)),
+        "count": np.zeros((f, len(tables)), dtype=np.int64),
+        "moments": np.zeros((f, len(tables), len(scan.orders(order)))),
     }
     for i, table in enumerate(tables):
-        weight = table.take(codes)  # [8, n] uint16
-        wf = weight.astype(np.float32)  # sums of <= 8 uint16 are exact in float32
-        s = scan.sums(chunk, wf)  # [4, F]
-        out["sums"][:, i] = s.T
-        area = s[0] / scan.SCALE
-        with np.errstate(divide="ignore", invalid="ignore"):
-            centre = np.where((area >= MIN_AREA_PX)[:, None], (s[1:3] / s[:1]).T, np.nan)
-        radius = np.sqrt(area / np.pi)
-        solid = np.where(weight >= SOLID_U16, wf, np.float32(0))  # the moments' pixels
-        out["moments"][:, i] = scan.moments(chunk, solid, centre, radius, order).T
-        out["count"][:, i] = scan.blobs(chunk, weight, MIN_BLOB_PX, BLOB_REL)[0]
+        sums, raw, count = scan.colour(
+            groups, codes, table, (f, h, wp), width, order, MIN_AREA_PX, MIN_BLOB_PX, BLOB_REL
+        )
+        out["sums"][:, i], out["moments"][:, i], out["count"][:, i] = sums, raw, count
     if foreign is not None:
-        out["foreign"] = scan.eroded(chunk, foreign.take(codes))
+        out["foreign"] = scan.eroded(groups, codes, foreign, (f, h, wp), width)
     return out
 
 
@@ -362,7 +354,7 @@ def _states(res: dict, colours: tuple[Colour, ...], grid: PixelGrid, pq) -> Pars
     size = np.sqrt(area / np.pi) / float(grid.world_len_to_px(1.0))
     size[~visible] = np.nan
     in_view = visible & (sums[..., 3] == 0)
-    moments = res["moments"]
+    moments = scan.central(res["moments"] / scan.SCALE, pq)
     moments[~visible] = np.nan
     return ParsedStates(
         colours, grid, pos, size, area, visible, in_view, res["count"], moments,

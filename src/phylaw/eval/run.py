@@ -18,8 +18,10 @@ the run: each becomes a failure and the rest is scored. The condition frames and
 frames the videos hold come from the videos' own record (``sources``) unless given; a given value
 that contradicts the record is an error.
 
-Speed (``benchmarks/bench_eval_e2e.py``): batches are read and scored in ``workers`` processes
-forked once the scorer's lookup tables are built (they share them; a thread pool gained
+Speed (``benchmarks/bench_eval_e2e.py``): batches (at most ``batch`` videos, at least four
+per worker) are read and scored in ``workers`` processes forked once the scorer's lookup tables
+and compiled scan are loaded (they share them; the objects alive then are frozen out of the
+garbage collector, so the workers' collections neither walk nor copy them; a thread pool gained
 nothing, the many small numpy steps hold the interpreter lock; mp4 decoding is one thread per
 video); the floor comes from its cache beside the split (``floor``). Scorers that use torch
 score in this process.
@@ -27,6 +29,7 @@ score in this process.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -66,7 +69,7 @@ class EvalConfig:
 
     num_cond_frames: int | None = None  # condition frames, not scored (None: the videos'
     # record, e.g. phylaw sample's cond_frames, else 3; 1 for combinatorial scenes)
-    batch: int = 32  # videos scored at once
+    batch: int = 128  # most videos scored at once by a worker (decoded 32x256x256: 0.8 GB)
     limit: int | None = None  # score only the first N videos of the split
     floor: bool = True  # the parse floor (balls) or the flags' rate on the ground truth (scenes)
     fidelity: bool = False  # balls: also PSNR and SSIM against the ground truth (slower)
@@ -206,6 +209,7 @@ class _Workers:
         self.pool = None
         forkable = "fork" in multiprocessing.get_all_start_methods()
         if n > 1 and scorer.forks and forkable:
+            gc.freeze()  # the workers' collections neither walk nor copy the parent's objects
             self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
             self.pool.submit(int).result()  # fork now, before any progress-bar thread exists
 
@@ -219,6 +223,7 @@ class _Workers:
     def __exit__(self, *exc):
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+            gc.unfreeze()
         _INHERITED.clear()
 
 
@@ -245,11 +250,13 @@ def evaluate(
     cfg = replace(cfg, num_cond_frames=resolve_cond_frames(cfg, source, scorer.default_cond))
     cfg = replace(cfg, frames=resolve_frames(cfg, source, store))
     n = len(store) if cfg.limit is None else min(cfg.limit, len(store))
-    batches = [np.arange(b0, min(n, b0 + cfg.batch)) for b0 in range(0, n, cfg.batch)]
+    workers = _workers(cfg, source)
+    size = max(1, min(cfg.batch, -(-n // (4 * workers))))  # >= 4 batches a worker: balance
+    batches = [np.arange(b0, min(n, b0 + size)) for b0 in range(0, n, size)]
     failures: list[Failure] = list(getattr(source, "duplicates", []))
     parts = []
     with (
-        _Workers(_workers(cfg, source), store, source, scorer, cfg) as pool,
+        _Workers(workers, store, source, scorer, cfg) as pool,
         tqdm(total=n, unit="video", desc="eval", disable=not progress) as bar,
     ):
         for got, bad in pool.map("score", batches):
