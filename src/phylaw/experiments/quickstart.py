@@ -38,7 +38,10 @@ PRESET = "cpu-uniform"
 # the preset's 3,000-step cosine ends at ID e ~0.11 (measured, benchmarks/RESULTS.md); a
 # 5,000-step cosine gives the verdict's ID target room
 STEPS = 5000
-TRAIN_ESTIMATE_MIN = 12.0  # 5,000 steps on 2 cores
+TRAIN_ESTIMATE_MIN = 10.0  # 5,000 steps on 2 Zen 4 cores: 7.9 min quiet, ~10 min loaded
+# the other estimates, in minutes per video, from the same runs (RESULTS, quickstart attempt 5):
+# sampling 256 videos 2.8 s, a baseline <= 3.1 s, an evaluation 0.2-1.1 s
+SAMPLE_MIN, BASELINE_MIN, EVALUATE_MIN = 1 / 4000, 1 / 5000, 1 / 10000
 DEFAULT_MINUTES = 25.0  # the training cap: room for a slower machine
 EVAL_SIZES = {"eval-id": 256, "eval-ood": 384}  # 128 videos per OOD level
 BASELINES = ("copy-last", "constant-velocity", "nearest-case")
@@ -135,9 +138,11 @@ def _baselines(split: str, key: str, cfg) -> list[Stage]:
                 frame_stride=cfg.data.frame_stride,
                 data=data,
                 train="data train" if name == "nearest-case" else None,
-                minutes=n / 1000,
+                minutes=n * BASELINE_MIN,
             ),
-            EvaluateStage(f"eval {name} {key}", videos=f"{name} {key}", data=data, minutes=n / 400),
+            EvaluateStage(
+                f"eval {name} {key}", videos=f"{name} {key}", data=data, minutes=n * EVALUATE_MIN
+            ),
         ]
     return stages
 
@@ -168,9 +173,14 @@ def _stages(minutes: float, seed: int) -> list[Stage]:
     for split, key in (("eval-id", "id"), ("eval-ood", "ood")):
         n, data_name = EVAL_SIZES[split], f"data {split}"
         stages += [
-            SampleStage(f"sample {key}", seed=seed, run="train", data=data_name, minutes=n / 250),
+            SampleStage(
+                f"sample {key}", seed=seed, run="train", data=data_name, minutes=n * SAMPLE_MIN
+            ),
             EvaluateStage(
-                f"eval model {key}", videos=f"sample {key}", data=data_name, minutes=n / 400
+                f"eval model {key}",
+                videos=f"sample {key}",
+                data=data_name,
+                minutes=n * EVALUATE_MIN,
             ),
             *_baselines(split, key, cfg),
         ]
