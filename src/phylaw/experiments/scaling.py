@@ -208,7 +208,7 @@ def _runs(s: Scaling, scenario: str, size: str, model: Model, seed: int) -> list
                 minutes=n / 250,
                 resources=s.gpu_resources,
             ),
-            EvaluateStage(f"eval {name}", videos=f"sample {name}", data=data, minutes=n / 400),
+            EvaluateStage(f"eval {name}", videos=f"sample {name}", data=data, minutes=n / 10000),
         ]
     return stages
 

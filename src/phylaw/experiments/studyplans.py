@@ -167,7 +167,7 @@ def arm(
         ),
         SampleStage(f"sample {label}", seed=seed, run=f"train {label}", data=data,
                     minutes=n / 250, resources=s.gpu_resources),
-        EvaluateStage(f"eval {label}", videos=f"sample {label}", data=data, minutes=n / 300),
+        EvaluateStage(f"eval {label}", videos=f"sample {label}", data=data, minutes=n / 10000),
         CaseMatchStage(f"case-match {label}", mirror=mirror, scores=f"eval {label}", data=data,
                        train=train, cases=cases, minutes=0.2 + n / 2000),
     ]  # fmt: skip
@@ -193,7 +193,7 @@ def reference(study: str, s: Scale, n: int, mirror: bool = False) -> list[Stage]
         BaselineStage(label, method="nearest-case", resolution_px=res, cond_frames=s.cond_frames,
                       frames=frames, frame_stride=stride, mirror=mirror, data=data, train=train,
                       minutes=0.5 + n / 500),
-        EvaluateStage(f"eval {label}", videos=label, data=data, minutes=n / 300),
+        EvaluateStage(f"eval {label}", videos=label, data=data, minutes=n / 10000),
         CaseMatchStage(f"case-match {label}", mirror=mirror, scores=f"eval {label}", data=data,
                        train=train, cases=label, minutes=0.2 + n / 2000),
     ]  # fmt: skip
