@@ -210,8 +210,11 @@ class _Workers:
         forkable = "fork" in multiprocessing.get_all_start_methods()
         if n > 1 and scorer.forks and forkable:
             gc.freeze()  # the workers' collections neither walk nor copy the parent's objects
-            self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
-            self.pool.submit(int).result()  # fork now, before any progress-bar thread exists
+            try:
+                self.pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
+                self.pool.submit(int).result()  # fork all now, before any progress-bar thread
+            finally:
+                gc.unfreeze()  # the workers keep their frozen copy
 
     def map(self, kind: str, batches: list, spec=None):
         tasks = [(kind, rows, spec) for rows in batches]
@@ -223,7 +226,6 @@ class _Workers:
     def __exit__(self, *exc):
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
-            gc.unfreeze()
         _INHERITED.clear()
 
 
