@@ -90,7 +90,9 @@ def _add_eval(sub) -> None:
         "the parse floor of the ground truth beside every group.\n\n"
         "On a combinatorial split (PHYRE-style scenes) it scores PSNR, SSIM, LPIPS (with\n"
         "weights), FVD (with weights, 9+ frames) and the abnormality flags per template, with\n"
-        "the flags' rate on the ground truth as the floor.",
+        "the flags' rate on the ground truth as the floor.\n\n"
+        "Speed: one forked worker per core (--workers); the first evaluation on a machine also\n"
+        "compiles the pixel scan (numba, ~3 s; cached for later runs).",
         _eval,
     )
     e.add_argument("--videos", required=True, type=Path, help="generated videos (see below)")
