@@ -186,13 +186,10 @@ def _colour(groups, codes, table, dims, limits, pq, sums, raw, count):
     h, per_row, width, solid, member = dims[0], dims[1], dims[2], dims[3], dims[4]
     min_w, window, min_blob, rel = limits[0], limits[1], limits[2], limits[3]
     n = len(groups)
-    frame, row, col0 = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    frame, row, col0 = _locate(groups, h, per_row)
     weight, bits = np.empty((n, GROUP), np.int64), np.empty(n, np.int64)
     per_group = np.empty((n, 3), np.int64)  # weight, sum_j j w_j, weight on the border
     for i in range(n):
-        frame[i], rest = divmod(groups[i], h * per_row)
-        row[i], c = divmod(rest, per_row)
-        col0[i] = c * GROUP
         _group(codes[i], table, member, weight[i], bits, i, per_group[i])
         if row[i] == 0 or row[i] == h - 1:
             per_group[i, 2] = per_group[i, 0]
@@ -204,9 +201,7 @@ def _colour(groups, codes, table, dims, limits, pq, sums, raw, count):
     runs = np.empty((4 * n + 1, 5), np.int64)  # row, first, last column, parent, size
     i0 = 0
     while i0 < n:
-        fr, i1 = frame[i0], i0
-        while i1 < n and frame[i1] == fr:
-            i1 += 1
+        fr, i1 = frame[i0], _span(frame, i0)
         tot = sx = sy = edge = 0  # integers: exact
         for i in range(i0, i1):
             tot += per_group[i, 0]
@@ -220,6 +215,26 @@ def _colour(groups, codes, table, dims, limits, pq, sums, raw, count):
             _moments(weight[i0:i1], row[i0:i1], col0[i0:i1], cx, cy, reach, solid, pq, raw[fr])
         count[fr] = _blobs(bits[i0:i1], row[i0:i1], col0[i0:i1], runs, min_blob, rel)
         i0 = i1
+
+
+@_jit
+def _locate(groups, h, per_row):
+    """Frame, row and first column of each group of a chunk (``per_row`` groups a row)."""
+    frame, row, col0 = np.empty_like(groups), np.empty_like(groups), np.empty_like(groups)
+    for i in range(len(groups)):
+        frame[i], rest = divmod(groups[i], h * per_row)
+        row[i], c = divmod(rest, per_row)
+        col0[i] = c * GROUP
+    return frame, row, col0
+
+
+@_jit
+def _span(frame, i0):
+    """The end of the groups of frame ``frame[i0]`` from ``i0`` (groups are in frame order)."""
+    i1 = i0
+    while i1 < len(frame) and frame[i1] == frame[i0]:
+        i1 += 1
+    return i1
 
 
 @_jit
@@ -382,36 +397,28 @@ def eroded(
 )
 def _eroded(groups, codes, table, dims, out):
     h, wp, width = dims[0], dims[1], dims[2]
-    per_frame = h * (wp // GROUP)
-    hit = np.zeros(len(groups), dtype=np.int64)  # the groups with a pixel of the table
-    nh = 0
+    hit = np.zeros((len(groups), GROUP), dtype=np.bool_)
     for i in range(len(groups)):
-        m = 0
         for j in range(GROUP):
-            if table[codes[i, j]]:
-                m |= 1 << j
-        if m:
-            hit[nh] = i
-            nh += 1
+            hit[i, j] = table[codes[i, j]]
+    some = np.flatnonzero(hit.sum(axis=1))  # the groups with a pixel of the table
+    frame, row, col0 = _locate(groups[some], h, wp // GROUP)
     mark = np.zeros((h, wp), dtype=np.bool_)
     i0 = 0
-    while i0 < nh:
-        fr, i1 = groups[hit[i0]] // per_frame, i0
-        while i1 < nh and groups[hit[i1]] // per_frame == fr:
-            i1 += 1
+    while i0 < len(some):
+        i1 = _span(frame, i0)
         for step in range(3):  # mark, count, clear
-            for i in hit[i0:i1]:
-                row, c0 = divmod(groups[i] - fr * per_frame, wp // GROUP)
+            for k in range(i0, i1):
+                r = row[k]
                 for j in range(GROUP):
-                    c = c0 * GROUP + j
-                    if not table[codes[i, j]]:
+                    c = col0[k] + j
+                    if not hit[some[k], j]:
                         continue
                     if step == 0:
-                        mark[row, c] = True
+                        mark[r, c] = True
                     elif step == 2:
-                        mark[row, c] = False
-                    elif 0 < c < width - 1 and 0 < row < h - 1:
-                        if mark[row, c - 1] and mark[row, c + 1] and mark[row - 1, c]:
-                            if mark[row + 1, c]:
-                                out[fr] += 1
+                        mark[r, c] = False
+                    elif 0 < c < width - 1 and 0 < r < h - 1:
+                        if mark[r, c - 1] and mark[r, c + 1] and mark[r - 1, c] and mark[r + 1, c]:
+                            out[frame[k]] += 1
         i0 = i1
