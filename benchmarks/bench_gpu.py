@@ -225,54 +225,70 @@ def main() -> None:
                 "of the deadline |"
             )
             continue
-        torch._dynamo.reset()
-        step = Step(size, device, args.precision)
-        if compiled:
-            batch, flops, largest = eager[size]["batch"], eager[size]["flops"], (0, 0.0)
-            compile_network(step.model)
-        else:
-            largest = (0, 0.0) if args.no_max_batch else step.largest_batch()
-            batch = min(args.batch, largest[0]) if largest[0] else args.batch
-            flops = step.flops(batch)
-        first, med = step.time(batch, args.steps)
-        n = sum(q.numel() for q in step.model.parameters())
-        row = dict(
-            size=size,
-            params=n,
-            batch=batch,
-            compiled=compiled,
-            first_step_s=first,
-            step_s=med,
-            flops=flops,
-            mfu=flops / med / peak,
-            mfu_datasheet=None if sheet is None else flops / med / sheet,
-            largest_batch=largest[0],
-            largest_batch_gib=largest[1],
-        )
+        row = measure(size, compiled, eager.get(size), args, device, peak, sheet)
         rows.append(row)
         if not compiled:
             eager[size] = row
-        ds = "n/a" if sheet is None else f"{row['mfu_datasheet']:.1%}"
-        lb = f"{largest[0]} ({largest[1]:.0f})" if largest[0] else ""
-        print(
-            f"| {size} | {n / 1e6:.1f}M | {batch} | {'yes' if compiled else 'no'} | "
-            f"{first:.1f} | {med:.3f} | {1 / med:.2f} | {batch / med:.0f} | "
-            f"{flops / med / 1e12:.0f} | {row['mfu']:.1%} | {ds} | {lb} |",
-            flush=True,
-        )
-        del step
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        print_row(row)
         if args.json:  # after every row: a run cut short keeps what it measured
-            info = dict(
-                device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                torch=torch.__version__,
-                peak=peak,
-                datasheet=sheet,
-                rows=rows,
-            )
-            with open(args.json, "w") as f:
-                json.dump(info, f, indent=1)
+            write_rows(args.json, rows, device, peak, sheet)
+
+
+def measure(size: str, compiled: bool, eager: dict | None, args, device, peak, sheet) -> dict:
+    """One row: a training step of ``size`` timed eager (after the largest-batch search) or
+    compiled (at the eager row's batch)."""
+    torch._dynamo.reset()
+    step = Step(size, device, args.precision)
+    if compiled:
+        batch, flops, largest = eager["batch"], eager["flops"], (0, 0.0)
+        compile_network(step.model)
+    else:
+        largest = (0, 0.0) if args.no_max_batch else step.largest_batch()
+        batch = min(args.batch, largest[0]) if largest[0] else args.batch
+        flops = step.flops(batch)
+    first, med = step.time(batch, args.steps)
+    n = sum(q.numel() for q in step.model.parameters())
+    del step
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return dict(
+        size=size,
+        params=n,
+        batch=batch,
+        compiled=compiled,
+        first_step_s=first,
+        step_s=med,
+        flops=flops,
+        mfu=flops / med / peak,
+        mfu_datasheet=None if sheet is None else flops / med / sheet,
+        largest_batch=largest[0],
+        largest_batch_gib=largest[1],
+    )
+
+
+def print_row(row: dict) -> None:
+    med, batch, largest = row["step_s"], row["batch"], row["largest_batch"]
+    ds = "n/a" if row["mfu_datasheet"] is None else f"{row['mfu_datasheet']:.1%}"
+    lb = f"{largest} ({row['largest_batch_gib']:.0f})" if largest else ""
+    print(
+        f"| {row['size']} | {row['params'] / 1e6:.1f}M | {batch} | "
+        f"{'yes' if row['compiled'] else 'no'} | {row['first_step_s']:.1f} | {med:.3f} | "
+        f"{1 / med:.2f} | {batch / med:.0f} | {row['flops'] / med / 1e12:.0f} | "
+        f"{row['mfu']:.1%} | {ds} | {lb} |",
+        flush=True,
+    )
+
+
+def write_rows(path: str, rows: list[dict], device, peak: float, sheet) -> None:
+    info = dict(
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        torch=torch.__version__,
+        peak=peak,
+        datasheet=sheet,
+        rows=rows,
+    )
+    with open(path, "w") as f:
+        json.dump(info, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -128,11 +128,10 @@ def bench(
     cond = condition_inputs(x0, cfg.diffusion.cond_frames)
     device = torch.device("cpu")
 
-    def step(k: int) -> None:
-        t = torch.randint(0, sched.num_steps, (batch,))
+    def loss_of(module, t):
         with autocast(device, precision):
-            loss = training_loss(
-                lambda x, tt, c: net(x, tt, c.video, c.mask),
+            return training_loss(
+                lambda x, tt, c: module(x, tt, c.video, c.mask),
                 x0,
                 cond,
                 t,
@@ -141,25 +140,16 @@ def bench(
                 cfg.diffusion.prediction,
                 frame_mask(cond.mask),
             )
-        loss.backward()
+
+    def step(k: int) -> None:
+        loss_of(net, torch.randint(0, sched.num_steps, (batch,))).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema.update(model, k)
 
     with FlopCounterMode(display=False) as counter:
-        with autocast(device, precision):
-            loss = training_loss(
-                lambda x, tt, c: model(x, tt, c.video, c.mask),
-                x0,
-                cond,
-                torch.zeros(batch, dtype=torch.long),
-                torch.randn_like(x0),
-                sched,
-                cfg.diffusion.prediction,
-                frame_mask(cond.mask),
-            )
-        loss.backward()
+        loss_of(model, torch.zeros(batch, dtype=torch.long)).backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
     ops = {str(op) for per_op in counter.get_flop_counts().values() for op in per_op}
