@@ -81,18 +81,22 @@ def _cluster(args, p, out: Path) -> None:
 
 def register(sub) -> None:
     """Add ``quickstart`` and ``experiment``."""
+    _register_quickstart(sub)
+    _register_experiment(sub)
+
+
+def _register_quickstart(sub) -> None:
     q = add_command(
         sub,
         "quickstart",
         "the main job on a laptop: data, a small model, evaluation, report",
-        "  phylaw quickstart                       # ~25 min on 2 cores, into ./phylaw-quickstart\n"
+        "  phylaw quickstart                       # ~10 min on 2 cores, into ./phylaw-quickstart\n"
         "  phylaw quickstart --out qs --minutes 8   # a shorter training budget\n"
         "  phylaw quickstart --dry-run              # the stages and their commands\n\n"
         "Builds uniform-motion data, trains the cpu-uniform preset (5,000 steps, at most\n"
-        "--minutes), continues\n"
-        "the ID and OOD evaluation videos, scores them from pixels beside the parse floor and\n"
-        "three baselines, and writes OUT/report.html. Re-run the same command to resume: a\n"
-        "finished stage is never repeated, Ctrl-C keeps what was done.",
+        "--minutes), continues the ID and OOD evaluation videos, scores them from pixels\n"
+        "beside the parse floor and three baselines, and writes OUT/report.html. Re-run the\n"
+        "same command to resume: a finished stage is never repeated, Ctrl-C keeps what was done.",
         _quickstart,
     )
     q.add_argument(
@@ -105,6 +109,8 @@ def register(sub) -> None:
     q.add_argument("--seed", type=int, default=0, help="data and training seed (default: 0)")
     q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
 
+
+def _register_experiment(sub) -> None:
     e = add_command(
         sub,
         "experiment",
